@@ -1,0 +1,131 @@
+"""The `har` command line. It only parses options into params and calls har.stages."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from har.errors import HarError
+from har.logging import setup_logging
+
+app = typer.Typer(help="Human activity recognition: data → validated windows → models.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Source and convert recordings.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Turn expected failures into a short message and exit code 1 (no traceback)."""
+    try:
+        return fn(*args, **kwargs)
+    except HarError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+def _params(path: Path, overrides: dict[str, Any] | None = None):  # noqa: ANN202
+    from har.config import load_params
+
+    return _run(load_params, path, overrides)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    setup_logging("DEBUG" if verbose else "INFO")
+
+
+@data_app.command("fetch")
+def fetch(
+    dataset: Annotated[str | None, typer.Argument(help="Dataset name (params: data.dataset).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Get a verified copy of DATASET into data.raw_dir (local copy, mirror, or download)."""
+    from har import stages
+
+    p = _params(params, {"data.dataset": dataset})
+    path = _run(stages.fetch, p)
+    typer.echo(f"verified dataset at {path}")
+
+
+@data_app.command("ingest")
+def ingest(
+    subjects: Annotated[list[int] | None, typer.Option("--subject", help="data.subjects")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Convert the raw dataset into the canonical recordings parquet (data.interim_path)."""
+    from har import stages
+
+    p = _params(params, {"data.subjects": subjects or None})
+    path = _run(stages.ingest, p)
+    typer.echo(f"wrote {path}")
+
+
+@data_app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="CSV/parquet files in the own-recordings schema.")],
+    out: Annotated[Path, typer.Option(help="Output canonical parquet.")] = Path(
+        "data/interim/own_recordings.parquet"),
+    subject: Annotated[int, typer.Option(help="Subject id when the files have no subject column.")] = 0,
+    acc_unit: Annotated[str, typer.Option(help="g or m/s2")] = "g",
+    gyro_unit: Annotated[str, typer.Option(help="rad/s or deg/s")] = "rad/s",
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Convert your own phone/watch exports (docs/own_recordings.md) to the canonical form."""
+    from har import stages
+
+    p = _params(params)
+    path = _run(stages.import_own, p, paths, out, subject=subject, acc_unit=acc_unit,
+                gyro_unit=gyro_unit)
+    typer.echo(f"wrote {path}")
+
+
+@app.command("validate")
+def validate(
+    windows: Annotated[bool, typer.Option("--windows", help="Validate processed windows too.")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run the Great Expectations suites; non-zero exit and a short report on failure."""
+    from har import stages
+
+    p = _params(params)
+    report = _run(stages.validate, p, windows=windows)
+    typer.echo(report)
+
+
+@app.command("preprocess")
+def preprocess(
+    window_s: Annotated[float | None, typer.Option(help="preprocess.window_s")] = None,
+    overlap: Annotated[float | None, typer.Option(help="preprocess.overlap")] = None,
+    gravity_split: Annotated[bool | None, typer.Option(help="preprocess.gravity_split")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Resample, window, normalise and split by subject into preprocess.out_dir."""
+    from har import stages
+
+    p = _params(params, {"preprocess.window_s": window_s, "preprocess.overlap": overlap,
+                         "preprocess.gravity_split": gravity_split})
+    stats = _run(stages.preprocess, p)
+    typer.echo(f"{stats['n_windows']} windows written to {p.preprocess.out_dir}")
+
+
+@app.command("run")
+def run_all(params: ParamsOpt = Path("params.yaml")) -> None:
+    """The whole data pipeline: fetch → ingest → validate → preprocess."""
+    from har import stages
+
+    p = _params(params)
+    _run(stages.fetch, p)
+    _run(stages.ingest, p)
+    typer.echo(_run(stages.validate, p, windows=False))
+    stats = _run(stages.preprocess, p)
+    typer.echo(_run(stages.validate, p, windows=True))
+    typer.echo(f"pipeline done: {stats['n_windows']} windows in {p.preprocess.out_dir}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
