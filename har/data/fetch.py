@@ -1,0 +1,149 @@
+"""Get a verified copy of a dataset: existing raw copy → local mirror → official download.
+
+Every file is checked against the committed sha256 manifest. A copy is assembled in a temporary
+folder beside the target and renamed into place only once verified, so a bad copy is never used
+and a good one is never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import requests
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from har.data.registry import DatasetSpec, get_dataset
+from har.errors import DataError
+from har.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            raise DataError(f"{path}:{n}: expected 'SHA256  relative/path', got {line!r}")
+        entries[parts[1].strip()] = parts[0]
+    return entries
+
+
+def verify(root: Path, manifest: dict[str, str]) -> None:
+    """Raise DataError naming the first missing or mismatching file."""
+    for rel, expected in manifest.items():
+        path = root / rel
+        if not path.is_file():
+            raise DataError(f"{path}: missing (listed in the sha256 manifest)")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise DataError(f"{path}: sha256 mismatch: expected {expected}, got {actual}")
+
+
+def _install(src_root: Path, target: Path, manifest: dict[str, str]) -> Path:
+    """Copy manifest files from src_root to a temp dir beside target, verify, rename into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        for rel in manifest:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            src = src_root / rel
+            if not src.is_file():
+                raise DataError(f"{src}: missing (listed in the sha256 manifest)")
+            shutil.copyfile(src, tmp / rel)
+        verify(tmp, manifest)
+        if target.exists():
+            shutil.rmtree(target)  # only reached when the existing copy failed verification
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def download(url: str, dest: Path, retries: int = 3, timeout_s: float = 60,
+             backoff_s: float = 1.0) -> Path:
+    """Download url to dest, resuming a partial ``dest.part`` with HTTP Range; retry with backoff."""
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        have = part.stat().st_size if part.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            with requests.get(url, headers=headers, stream=True, timeout=timeout_s) as r:
+                if r.status_code == 416:  # already complete
+                    break
+                r.raise_for_status()
+                if have and r.status_code != 206:  # server ignored Range: start over
+                    have = 0
+                total = int(r.headers.get("Content-Length", 0)) + have
+                mode = "ab" if have else "wb"
+                with part.open(mode) as f, Progress(
+                    "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), transient=True,
+                ) as bar:
+                    task = bar.add_task(f"download {dest.name}", total=total or None,
+                                        completed=have)
+                    for chunk in r.iter_content(chunk_size=1 << 16):
+                        f.write(chunk)
+                        bar.advance(task, len(chunk))
+                if total and part.stat().st_size < total:
+                    raise OSError(f"connection closed at {part.stat().st_size}/{total} bytes")
+            break
+        except (requests.RequestException, OSError) as err:
+            last = err
+            log.warning("download attempt %d/%d failed: %s", attempt + 1, retries + 1, err)
+            time.sleep(backoff_s * 2**attempt)
+    else:
+        raise DataError(f"{url}: download failed after {retries + 1} attempts: {last}")
+    os.replace(part, dest)
+    return dest
+
+
+def _dataset_root(extracted: Path) -> Path:
+    hits = sorted(p.parent for p in extracted.rglob("RawData") if p.is_dir())
+    if not hits:
+        raise DataError(f"{extracted}: archive has no RawData/ folder")
+    return hits[0]
+
+
+def fetch_dataset(name: str, raw_dir: Path, mirror: Path | None, url: str | None = None,
+                  retries: int = 3, timeout_s: float = 60,
+                  spec: DatasetSpec | None = None) -> Path:
+    spec = spec or get_dataset(name)
+    manifest = read_manifest(spec.manifest)
+    target = raw_dir / spec.folder
+    if target.exists():
+        try:
+            verify(target, manifest)
+            log.info("using verified copy %s", target)
+            return target
+        except DataError as err:
+            log.warning("existing copy is not valid (%s); sourcing again", err)
+    if mirror is not None and (mirror / spec.folder).is_dir():
+        log.info("copying from mirror %s", mirror / spec.folder)
+        return _install(mirror / spec.folder, target, manifest)
+    with tempfile.TemporaryDirectory(dir=raw_dir.parent if raw_dir.parent.exists() else None) as t:
+        archive = download(url or spec.url, raw_dir / f"{spec.name}.zip", retries, timeout_s)
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(t)
+        root = _dataset_root(Path(t))
+        out = _install(root, target, manifest)
+    archive.unlink(missing_ok=True)
+    return out

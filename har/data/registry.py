@@ -1,0 +1,42 @@
+"""Known datasets: where they come from and the manifest their files are checked against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from har.errors import DataError
+
+MANIFESTS = Path(__file__).parent / "manifests"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    uci_id: int
+    url: str
+    folder: str
+    sampling_rate_hz: float
+
+    @property
+    def manifest(self) -> Path:
+        return MANIFESTS / f"{self.name}.sha256"
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "hapt": DatasetSpec(
+        name="hapt",
+        uci_id=341,
+        url="https://archive.ics.uci.edu/static/public/341/"
+        "smartphone+based+recognition+of+human+activities+and+postural+transitions.zip",
+        folder="hapt",
+        sampling_rate_hz=50.0,
+    ),
+}
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None

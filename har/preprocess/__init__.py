@@ -1,0 +1,1 @@
+"""Resampling, gravity/body split, sliding windows, normalisation and subject-level splits."""

@@ -1,0 +1,143 @@
+"""Sliding windows over sessions, vectorised with stride tricks (no Python loop per window)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import butter, resample_poly, sosfiltfilt
+
+from har.errors import DataError
+
+_KEYS = ("X", "y", "subject", "session", "start_s", "channels", "rate_hz")
+
+
+@dataclass
+class Windows:
+    X: np.ndarray  # (n, win_len, n_channels) float32, physical units
+    y: np.ndarray  # (n,) int64 class index
+    subject: np.ndarray  # (n,) int
+    session: np.ndarray  # (n,) str
+    start_s: np.ndarray  # (n,) float, window start within its session
+    channels: list[str]
+    rate_hz: float
+
+
+def sliding_windows(x: np.ndarray, win: int, step: int) -> np.ndarray:
+    """(T, C) → (n, win, C) views; n = (T - win) // step + 1."""
+    if len(x) < win:
+        return np.empty((0, win, *x.shape[1:]), x.dtype)
+    v = sliding_window_view(x, win, axis=0)[::step]  # (n, C, win)
+    return np.moveaxis(v, -1, 1)
+
+
+def resample(values: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
+    """Polyphase resampling (anti-aliased) along axis 0."""
+    if abs(rate_in - rate_out) < 1e-9:
+        return values
+    from fractions import Fraction
+
+    frac = Fraction(rate_out / rate_in).limit_denominator(1000)
+    return resample_poly(values, frac.numerator, frac.denominator, axis=0)
+
+
+def gravity_body_split(acc: np.ndarray, rate_hz: float, cutoff_hz: float = 0.3,
+                       order: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Butterworth low-pass (zero phase) gives gravity; body = acc - gravity."""
+    sos = butter(order, cutoff_hz, btype="low", fs=rate_hz, output="sos")
+    gravity = sosfiltfilt(sos, acc, axis=0) if len(acc) > 3 * (2 * order + 1) else acc.copy()
+    return gravity, acc - gravity
+
+
+def _labels_resampled(labels: np.ndarray, n_out: int) -> np.ndarray:
+    idx = np.minimum((np.arange(n_out) * len(labels) / max(n_out, 1)).astype(int), len(labels) - 1)
+    return labels[idx]
+
+
+def make_windows(recordings: pd.DataFrame, rate_hz: float, target_rate_hz: float, window_s: float,
+                 overlap: float, label_policy: Literal["majority", "drop_mixed"],
+                 min_purity: float, classes: list[str], channels: list[str],
+                 gravity_split: bool = False, gravity_cutoff_hz: float = 0.3) -> Windows:
+    win = int(round(window_s * target_rate_hz))
+    step = max(1, int(round(win * (1 - overlap))))
+    cls_index = {c: i for i, c in enumerate(classes)}
+    unknown = set(recordings["label"].dropna().unique()) - set(cls_index)
+    if unknown:
+        raise DataError(f"recordings: labels {sorted(unknown)} not in preprocess.classes")
+    n_cls = len(classes)
+    out_channels = list(channels)
+    if gravity_split:
+        out_channels += ["body_acc_x", "body_acc_y", "body_acc_z",
+                         "grav_acc_x", "grav_acc_y", "grav_acc_z"]
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("X", "y", "subject", "session", "start")}
+    for (subject, session), g in recordings.groupby(["subject", "session"], sort=True):
+        g = g.sort_values("sample")
+        x = resample(g[channels].to_numpy(np.float64), rate_hz, target_rate_hz)
+        lab = g["label"].map(cls_index).fillna(-1).to_numpy(np.int64)
+        lab = _labels_resampled(lab, len(x))
+        if gravity_split:
+            grav, body = gravity_body_split(x[:, :3], target_rate_hz, gravity_cutoff_hz)
+            x = np.concatenate([x, body, grav], axis=1)
+        xw = sliding_windows(x.astype(np.float32), win, step)
+        if not len(xw):
+            continue
+        # One-hot counts per window through a cumulative sum: O(T * classes), no window loop.
+        onehot = np.zeros((len(lab) + 1, n_cls), np.int32)
+        valid = lab >= 0
+        onehot[1:][valid, lab[valid]] = 1
+        csum = np.cumsum(onehot, axis=0)
+        starts = np.arange(len(xw)) * step
+        counts = csum[starts + win] - csum[starts]
+        best = counts.argmax(axis=1)
+        purity = counts.max(axis=1) / win
+        keep = purity >= (1.0 if label_policy == "drop_mixed" else min_purity)
+        parts["X"].append(xw[keep])
+        parts["y"].append(best[keep])
+        parts["subject"].append(np.full(keep.sum(), subject, np.int64))
+        parts["session"].append(np.full(keep.sum(), str(session)))
+        parts["start"].append(starts[keep] / target_rate_hz)
+    if not parts["X"]:
+        raise DataError(f"recordings: no session is longer than one window ({window_s} s)")
+    return Windows(
+        X=np.ascontiguousarray(np.concatenate(parts["X"])), y=np.concatenate(parts["y"]),
+        subject=np.concatenate(parts["subject"]), session=np.concatenate(parts["session"]),
+        start_s=np.concatenate(parts["start"]), channels=out_channels, rate_hz=target_rate_hz,
+    )
+
+
+def save_windows(w: Windows, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, X=w.X, y=w.y, subject=w.subject, session=w.session.astype(str),
+                 start_s=w.start_s, channels=np.array(w.channels), rate_hz=np.array(w.rate_hz))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def load_windows(path: Path) -> Windows:
+    if not path.is_file():
+        raise DataError(f"{path}: windows file not found (run `har preprocess`)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in _KEYS if k not in z.files]
+            if missing:
+                raise DataError(f"{path}: missing arrays {missing}")
+            w = Windows(X=z["X"], y=z["y"], subject=z["subject"], session=z["session"],
+                        start_s=z["start_s"], channels=[str(c) for c in z["channels"]],
+                        rate_hz=float(z["rate_hz"]))
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path}: not a readable windows npz: {err}") from None
+    if w.X.ndim != 3 or w.X.shape[2] != len(w.channels):
+        raise DataError(f"{path}: X has shape {w.X.shape}, expected (n, win, {len(w.channels)})")
+    if not (len(w.y) == len(w.subject) == len(w.X)):
+        raise DataError(f"{path}: X, y and subject lengths differ")
+    return w

@@ -1,0 +1,1 @@
+"""Great Expectations suites for recordings and windows, and a short human report."""

@@ -1,0 +1,57 @@
+"""Expectation suites built from explicit params (GX 1.x core expectations)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import great_expectations.expectations as gxe  # noqa: E402
+
+import great_expectations as gx  # noqa: E402
+
+RECORDING_COLUMNS = ["subject", "session", "sample", "t", "acc_x", "acc_y", "acc_z",
+                     "gyro_x", "gyro_y", "gyro_z", "label"]
+
+
+def recordings_suite(classes: list[str], sampling_rate_hz: float, acc_abs_max_g: float,
+                     gyro_abs_max_rad_s: float, rate_tolerance: float,
+                     subjects: list[int] | None) -> gx.ExpectationSuite:
+    dt = 1.0 / sampling_rate_hz
+    ex: list = [gxe.ExpectTableColumnsToMatchSet(column_set=[*RECORDING_COLUMNS, "sample_step",
+                                                             "dt"], exact_match=True)]
+    for c in ("subject", "sample"):
+        ex.append(gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=[
+            "int16", "int32", "int64", "Int16", "Int32", "Int64"]))
+    for c in ("acc_x", "acc_y", "acc_z"):
+        ex.append(gxe.ExpectColumnValuesToNotBeNull(column=c))
+        ex.append(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=-acc_abs_max_g,
+                                                    max_value=acc_abs_max_g))
+    for c in ("gyro_x", "gyro_y", "gyro_z"):
+        ex.append(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=-gyro_abs_max_rad_s,
+                                                    max_value=gyro_abs_max_rad_s))
+    ex.append(gxe.ExpectColumnValuesToNotBeNull(column="t"))
+    # Derived per-session columns (see run._with_derived): first row of a session is null.
+    ex.append(gxe.ExpectColumnValuesToBeBetween(column="sample_step", min_value=1, max_value=1))
+    ex.append(gxe.ExpectColumnValuesToBeBetween(column="dt", min_value=dt * (1 - rate_tolerance),
+                                                max_value=dt * (1 + rate_tolerance)))
+    ex.append(gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(classes)))
+    if subjects:
+        ex.append(gxe.ExpectColumnDistinctValuesToContainSet(column="subject",
+                                                             value_set=list(subjects)))
+    return gx.ExpectationSuite(name="recordings", expectations=ex)
+
+
+def windows_suite(classes: list[str], window_len: int, n_channels: int,
+                  split: str) -> gx.ExpectationSuite:
+    """Validates a one-row-per-window summary frame of one split."""
+    ex: list = [
+        gxe.ExpectColumnValuesToBeBetween(column="n_samples", min_value=window_len,
+                                          max_value=window_len),
+        gxe.ExpectColumnValuesToBeBetween(column="n_channels", min_value=n_channels,
+                                          max_value=n_channels),
+        gxe.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]),
+        gxe.ExpectColumnDistinctValuesToContainSet(column="label", value_set=list(classes)),
+        gxe.ExpectColumnValuesToBeBetween(column="splits_of_subject", min_value=1, max_value=1),
+    ]
+    return gx.ExpectationSuite(name=f"windows_{split}", expectations=ex)
