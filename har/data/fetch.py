@@ -100,7 +100,7 @@ def download(url: str, dest: Path, retries: int = 3, timeout_s: float = 60,
                 ) as bar:
                     task = bar.add_task(f"download {dest.name}", total=total or None,
                                         completed=have)
-                    for chunk in r.iter_content(chunk_size=1 << 16):
+                    for chunk in r.iter_content(chunk_size=1 << 14):
                         f.write(chunk)
                         bar.advance(task, len(chunk))
                 if total and part.stat().st_size < total:
