@@ -1,9 +1,10 @@
 """Raw HAPT files → the canonical recordings table (one parquet in data/interim/).
 
-labels.txt indexing: start/end are 1-based and inclusive (MATLAB convention). Evidence: windowing
-each labelled segment into 128-sample / 64-step windows under that reading reproduces the per-
-subject window sequence of the official Train/ and Test/ labels more closely than the 0-based
-reading (tests/data/test_ingest.py::test_labels_are_one_based_inclusive checks it on the mirror).
+labels.txt indexing: start/end are 1-based and inclusive (MATLAB convention). Evidence: cutting
+each segment into the official 128-sample / 64-step windows with end - start + 1 samples gives
+exactly the 10,929 windows of Train/ + Test/, matching all 349 (subject, activity) counts; reading
+end as exclusive gives 10,908 (330 of 349 match). Every end is ≤ its file's row count, so the
+indices are 1-based. tests/data/test_ingest.py checks this on the mirror.
 """
 
 from __future__ import annotations

@@ -108,3 +108,28 @@ def test_real_hapt_subset(tmp_path: Path) -> None:
     n_user1 = sum(len((raw / f).read_text().splitlines())
                   for f in ("acc_exp01_user01.txt", "acc_exp02_user01.txt"))
     assert int((df["subject"] == 1).sum()) == n_user1
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not MIRROR, reason="HAR_DATA_MIRROR not set")
+def test_labels_are_one_based_inclusive_against_official_windows() -> None:
+    """Windowing each segment (128 samples, step 64) reproduces the official window counts
+    per (subject, activity) exactly only when a segment holds end - start + 1 samples."""
+    from collections import Counter
+
+    root = Path(MIRROR) / "hapt"
+    segs = np.loadtxt(root / "RawData/labels.txt", dtype=int)
+    official = Counter()
+    for part in ("Train/y_train.txt", "Test/y_test.txt"):
+        ys = np.loadtxt(root / part, dtype=int)
+        subj = np.loadtxt(root / part.replace("y_", "subject_id_"), dtype=int)
+        official.update(zip(subj.tolist(), ys.tolist(), strict=True))
+
+    def counts(extra: int) -> Counter:
+        c: Counter = Counter()
+        for _, user, act, start, end in segs:
+            c[(int(user), int(act))] += max(0, (end - start + extra - 128) // 64 + 1)
+        return c
+
+    assert counts(1) == official
+    assert counts(0) != official
