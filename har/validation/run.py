@@ -56,7 +56,16 @@ def raise_for_failure(report: ValidationReport) -> None:
 
 def _context(project_dir: Path) -> Any:
     project_dir.mkdir(parents=True, exist_ok=True)
-    return gx.get_context(mode="file", project_root_dir=str(project_dir))
+    ctx = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    # Metric progress bars flood logs and CI output; our CLI reports the outcome instead.
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    current = ctx.variables.progress_bars
+    if (current.get("globally") if isinstance(current, dict) else getattr(current, "globally",
+                                                                           None)) is not False:
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        ctx.variables.save()
+    return ctx
 
 
 def _run_suite(ctx: Any, suite: Any, df: pd.DataFrame) -> list[Failure]:
