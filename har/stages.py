@@ -47,6 +47,7 @@ def import_own(p: Params, paths: list[Path], out: Path, *, subject: int, acc_uni
 def validate(p: Params, *, windows: bool = False) -> str:
     """Validate recordings (or processed windows); raise ValidationFailed with a short report."""
     from har.data.ingest import read_recordings
+    from har.data.registry import get_dataset
     from har.validation.run import raise_for_failure, validate_recordings, validate_windows
 
     v = p.validate_
@@ -69,7 +70,9 @@ def validate(p: Params, *, windows: bool = False) -> str:
             df, project_dir=v.gx_dir, classes=p.preprocess.classes,
             sampling_rate_hz=float(meta["sampling_rate_hz"]),
             acc_abs_max_g=v.acc_abs_max_g, gyro_abs_max_rad_s=v.gyro_abs_max_rad_s,
-            rate_tolerance=v.rate_tolerance, subjects=p.data.subjects, docs_dir=v.docs_dir,
+            rate_tolerance=v.rate_tolerance, docs_dir=v.docs_dir,
+            # every subject of the dataset (or of the configured subset) must be present
+            subjects=p.data.subjects or list(get_dataset(p.data.dataset).subjects) or None,
         )
         report_path = v.report_path
     # A failing run writes its report beside the good one, never over it.

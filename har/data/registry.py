@@ -17,6 +17,7 @@ class DatasetSpec:
     url: str
     folder: str
     sampling_rate_hz: float
+    subjects: tuple[int, ...] = ()
 
     @property
     def manifest(self) -> Path:
@@ -31,6 +32,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "smartphone+based+recognition+of+human+activities+and+postural+transitions.zip",
         folder="hapt",
         sampling_rate_hz=50.0,
+        subjects=tuple(range(1, 31)),
     ),
 }
 

@@ -79,13 +79,22 @@ def _run_suite(ctx: Any, suite: Any, df: pd.DataFrame) -> list[Failure]:
         bd = asset.get_batch_definition("all")
     except (KeyError, LookupError):
         bd = asset.add_batch_definition_whole_dataframe("all")
-    suite = ctx.suites.add_or_update(suite)
-    vd = ctx.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{suite.name}_validation", data=bd, suite=suite))
-    cp = ctx.checkpoints.add_or_update(gx.Checkpoint(
-        name=f"{suite.name}_checkpoint", validation_definitions=[vd],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="docs")],
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}))
+    try:
+        stored = ctx.suites.get(suite.name)
+        vd = ctx.validation_definitions.get(f"{suite.name}_validation")
+        cp = ctx.checkpoints.get(f"{suite.name}_checkpoint")
+        unchanged = _signature(stored) == _signature(suite)
+    except Exception:  # GX raises several store-specific "not found" types
+        unchanged = False
+    # Only rewrite the committed project when the suite changed: GX assigns fresh ids on save.
+    if not unchanged:
+        suite = ctx.suites.add_or_update(suite)
+        vd = ctx.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{suite.name}_validation", data=bd, suite=suite))
+        cp = ctx.checkpoints.add_or_update(gx.Checkpoint(
+            name=f"{suite.name}_checkpoint", validation_definitions=[vd],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs")],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}))
     result = cp.run(batch_parameters={"dataframe": df})
     failures: list[Failure] = []
     for vr in result.run_results.values():
@@ -100,6 +109,15 @@ def _run_suite(ctx: Any, suite: Any, df: pd.DataFrame) -> list[Failure]:
                 observed=_plain(res.get("observed_value")),
             ))
     return failures
+
+
+def _signature(suite: Any) -> list[str]:
+    out = []
+    for e in suite.expectations:
+        cfg = e.configuration.to_json_dict()
+        cfg.pop("id", None)
+        out.append(json.dumps(cfg, sort_keys=True, default=str))
+    return sorted(out)
 
 
 def _plain(v: Any) -> Any:
