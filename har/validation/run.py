@@ -69,7 +69,10 @@ def _context(project_dir: Path) -> Any:
 
 
 def _run_suite(ctx: Any, suite: Any, df: pd.DataFrame) -> list[Failure]:
-    ds = ctx.data_sources.add_or_update_pandas("har")
+    try:
+        ds = ctx.data_sources.get("har")
+    except (KeyError, ValueError, LookupError):
+        ds = ctx.data_sources.add_pandas("har")
     asset_name = suite.name
     try:
         asset = ds.get_asset(asset_name)
