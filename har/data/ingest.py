@@ -110,7 +110,9 @@ def write_recordings(df: pd.DataFrame, path: Path, sampling_rate_hz: float, sour
     table = pa.Table.from_pandas(df[COLUMNS], preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta.update({b"har.sampling_rate_hz": str(sampling_rate_hz).encode(),
-                 b"har.units": json.dumps(UNITS).encode(), b"har.source": source.encode()})
+                 b"har.units": json.dumps(UNITS).encode(), b"har.source": source.encode(),
+                 b"har.channels": json.dumps([c for c in SENSOR_COLUMNS
+                                              if df[c].notna().any()]).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     os.close(fd)
@@ -133,5 +135,6 @@ def read_recordings(path: Path) -> tuple[pd.DataFrame, dict]:
         raise DataError(f"{path}: no har.sampling_rate_hz in the parquet metadata")
     meta = {"sampling_rate_hz": float(raw[b"har.sampling_rate_hz"]),
             "units": json.loads(raw.get(b"har.units", b"{}")),
-            "source": raw.get(b"har.source", b"").decode()}
+            "source": raw.get(b"har.source", b"").decode(),
+            "channels": json.loads(raw.get(b"har.channels", json.dumps(SENSOR_COLUMNS).encode()))}
     return table.to_pandas(), meta

@@ -71,7 +71,11 @@ def _session_to_canonical(g: pd.DataFrame, path: Path, session: str, subject: in
             else:
                 out[c] = np.full(len(grid), np.nan, np.float32)
     if "label" in g.columns:
-        nearest = np.clip(np.searchsorted(t, grid), 0, len(t) - 1)
+        right = np.clip(np.searchsorted(t, grid), 1, max(len(t) - 1, 1))
+        left = right - 1
+        nearest = np.where(np.abs(t[np.minimum(right, len(t) - 1)] - grid)
+                           < np.abs(grid - t[left]), right, left)
+        nearest = np.clip(nearest, 0, len(t) - 1)
         out["label"] = pd.array(g["label"].to_numpy(object)[nearest], dtype="string")
     else:
         out["label"] = pd.array([None] * len(grid), dtype="string")
@@ -104,4 +108,11 @@ def import_recordings(paths: list[Path], target_rate_hz: float = 50.0, subject: 
                 target_rate_hz, ACC_SCALE[acc_unit], GYRO_SCALE[gyro_unit]))
     if not frames:
         raise DataError("import: no files given")
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["channels"] = channels_present(out)
+    return out
+
+
+def channels_present(df: pd.DataFrame) -> list[str]:
+    """Sensor columns holding any data; acc-only devices list no gyro channels."""
+    return [c for c in (*ACC, *GYRO) if c in df.columns and df[c].notna().any()]

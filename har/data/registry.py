@@ -37,8 +37,13 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+class UnknownDataset(DataError, ValueError):
+    """Raised by get_dataset for a name not in DATASETS (a ValueError and a DataError)."""
+
+
 def get_dataset(name: str) -> DatasetSpec:
+    """The spec for name; UnknownDataset (a ValueError) lists the known names otherwise."""
     try:
         return DATASETS[name]
     except KeyError:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
+        raise UnknownDataset(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None

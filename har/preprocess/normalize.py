@@ -28,9 +28,15 @@ class Normalizer:
                    list(d["channels"]))
 
 
-def fit_normalizer(X: np.ndarray, mask: np.ndarray, channels: list[str]) -> Normalizer:
+def fit_normalizer(X: np.ndarray, mask: np.ndarray,
+                   channels: list[str] | None = None) -> Normalizer:
+    """Per-channel mean/std over the windows selected by ``mask`` (training subjects only)."""
+    mask = np.asarray(mask, bool)
+    if mask.shape != (len(X),):
+        raise ValueError(f"normaliser: mask shape {mask.shape} does not match {len(X)} windows")
     if not mask.any():
         raise ValueError("normaliser: no training windows to fit on")
     sub = X[mask].reshape(-1, X.shape[2]).astype(np.float64)
     std = sub.std(axis=0)
-    return Normalizer(sub.mean(axis=0), np.where(std > 1e-8, std, 1.0), channels)
+    names = list(channels) if channels is not None else [f"ch{i}" for i in range(X.shape[2])]
+    return Normalizer(sub.mean(axis=0), np.where(std > 1e-8, std, 1.0), names)

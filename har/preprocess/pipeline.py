@@ -25,13 +25,21 @@ def preprocess(recordings: pd.DataFrame, rate_hz: float, out_dir: Path, *, targe
                min_purity: float, gravity_split: bool, gravity_cutoff_hz: float,
                classes: list[str], test_subjects: list[int], n_val: int, cv_folds: int,
                seed: int) -> dict:
+    """Recordings → windows.npz, splits.json, label_map.json, normalizer.json, stats.json.
+
+    Channels are acc_x..z plus gyro_x..z unless the gyro columns are all NaN. Everything is
+    written into a temp dir inside ``out_dir`` first and only then moved into place, so a
+    failure never leaves a half-written set of outputs. Returns the stats dict.
+    """
     channels = [c for c in BASE_CHANNELS if recordings[c].notna().any()]
     w = make_windows(recordings, rate_hz, target_rate_hz, window_s, overlap, label_policy,
                      min_purity, classes, channels, gravity_split, gravity_cutoff_hz)
     subjects = sorted(set(w.subject.tolist()))
     splits: dict = official_split(subjects, test_subjects, n_val, seed)
     check_no_leak(splits)
-    folds = group_kfold(subjects, min(cv_folds, len(subjects)), seed)
+    folds = group_kfold(subjects, min(cv_folds, len(subjects)), seed) if cv_folds >= 2 else []
+    for fold in folds:
+        check_no_leak(fold)
     norm = fit_normalizer(w.X, np.isin(w.subject, splits["train"]), w.channels)
     split_of = {s: k for k, members in splits.items() for s in members}
     per_split = {k: int(np.isin(w.subject, v).sum()) for k, v in splits.items()}

@@ -7,8 +7,9 @@ import numpy as np
 from har.errors import DataError
 
 
-def official_split(subjects: list[int], test_subjects: list[int], n_val: int,
+def official_split(subjects: list[int] | np.ndarray, test_subjects: list[int], n_val: int,
                    seed: int) -> dict[str, list[int]]:
+    """Fixed test subjects; ``n_val`` validation subjects drawn (seeded) from the rest."""
     present = sorted(set(int(s) for s in subjects))
     test = [s for s in present if s in set(test_subjects)]
     pool = [s for s in present if s not in set(test_subjects)]
@@ -21,8 +22,11 @@ def official_split(subjects: list[int], test_subjects: list[int], n_val: int,
     return {"train": train, "val": val, "test": test}
 
 
-def group_kfold(subjects: list[int], k: int, seed: int) -> list[dict[str, list[int]]]:
+def group_kfold(subjects: list[int] | np.ndarray, k: int, seed: int) -> list[dict[str, list[int]]]:
+    """Subject-group k-fold: every subject is a test subject in exactly one fold."""
     present = sorted(set(int(s) for s in subjects))
+    if k < 2:
+        raise DataError(f"split.cv_folds={k}: need at least 2 folds")
     if k > len(present):
         raise DataError(f"split.cv_folds={k} exceeds the {len(present)} subjects present")
     order = np.random.default_rng(seed).permutation(present)
@@ -32,6 +36,7 @@ def group_kfold(subjects: list[int], k: int, seed: int) -> list[dict[str, list[i
 
 
 def check_no_leak(splits: dict[str, list[int]]) -> None:
+    """DataError naming the subject and both splits if any subject sits in two splits."""
     seen: dict[int, str] = {}
     for name, members in splits.items():
         for s in members:

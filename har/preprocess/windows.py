@@ -13,9 +13,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from har.errors import DataError
+from har.preprocess.signal import gravity_body_split, resample
+
+__all__ = ["Windows", "gravity_body_split", "load_windows", "make_windows", "resample",
+           "save_windows", "sliding_windows"]
 
 _KEYS = ("X", "y", "subject", "session", "start_s", "channels", "rate_hz")
 
@@ -39,24 +42,6 @@ def sliding_windows(x: np.ndarray, win: int, step: int) -> np.ndarray:
     return np.moveaxis(v, -1, 1)
 
 
-def resample(values: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
-    """Polyphase resampling (anti-aliased) along axis 0."""
-    if abs(rate_in - rate_out) < 1e-9:
-        return values
-    from fractions import Fraction
-
-    frac = Fraction(rate_out / rate_in).limit_denominator(1000)
-    return resample_poly(values, frac.numerator, frac.denominator, axis=0)
-
-
-def gravity_body_split(acc: np.ndarray, rate_hz: float, cutoff_hz: float = 0.3,
-                       order: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Butterworth low-pass (zero phase) gives gravity; body = acc - gravity."""
-    sos = butter(order, cutoff_hz, btype="low", fs=rate_hz, output="sos")
-    gravity = sosfiltfilt(sos, acc, axis=0) if len(acc) > 3 * (2 * order + 1) else acc.copy()
-    return gravity, acc - gravity
-
-
 def _labels_resampled(labels: np.ndarray, n_out: int) -> np.ndarray:
     idx = np.minimum((np.arange(n_out) * len(labels) / max(n_out, 1)).astype(int), len(labels) - 1)
     return labels[idx]
@@ -71,8 +56,32 @@ def make_windows(recordings: pd.DataFrame, rate_hz: float, target_rate_hz: float
                  overlap: float, label_policy: Literal["majority", "drop_mixed"],
                  min_purity: float, classes: list[str], channels: list[str],
                  gravity_split: bool = False, gravity_cutoff_hz: float = 0.3) -> Windows:
+    """Cut every (subject, session) into windows of ``window_s`` at ``target_rate_hz``.
+
+    Per session (never per window): optional resampling (labels follow by nearest sample),
+    optional gravity split, stride-view windowing, then the label policy:
+
+    * ``majority``: the most frequent class in the window must cover ≥ ``min_purity`` of
+      *all* its samples (unlabelled samples count as "no label" and never as a class),
+      else the window is dropped.
+    * ``drop_mixed``: keep only windows whose samples all carry one and the same label.
+
+    ``gravity_split`` appends ``body_acc_x/y/z`` then ``grav_acc_x/y/z`` after ``channels``
+    (``channels[:3]`` must be the accelerometer), from a zero-phase Butterworth low-pass at
+    ``gravity_cutoff_hz`` computed over the whole session before windowing.
+    """
+    if label_policy not in ("majority", "drop_mixed"):
+        raise ValueError(f"label_policy must be 'majority' or 'drop_mixed', got {label_policy!r}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     win = int(round(window_s * target_rate_hz))
+    if win < 1:
+        raise ValueError(f"window_s={window_s} at {target_rate_hz} Hz gives an empty window")
     step = max(1, int(round(win * (1 - overlap))))
+    missing = [c for c in ["subject", "session", "sample", "label", *channels]
+               if c not in recordings.columns]
+    if missing:
+        raise DataError(f"recordings: missing columns {missing}")
     cls_index = {c: i for i, c in enumerate(classes)}
     unknown = set(recordings["label"].dropna().unique()) - set(cls_index)
     if unknown:
@@ -134,6 +143,7 @@ def make_windows(recordings: pd.DataFrame, rate_hz: float, target_rate_hz: float
 
 
 def save_windows(w: Windows, path: Path) -> None:
+    """Write ``w`` as npz through a temp file in the same folder and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
     os.close(fd)
@@ -146,6 +156,8 @@ def save_windows(w: Windows, path: Path) -> None:
 
 
 def load_windows(path: Path) -> Windows:
+    """Read a windows npz; DataError naming ``path`` if keys are missing or shapes disagree."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: windows file not found (run `har preprocess`)")
     try:
@@ -160,6 +172,7 @@ def load_windows(path: Path) -> Windows:
         raise DataError(f"{path}: not a readable windows npz: {err}") from None
     if w.X.ndim != 3 or w.X.shape[2] != len(w.channels):
         raise DataError(f"{path}: X has shape {w.X.shape}, expected (n, win, {len(w.channels)})")
-    if not (len(w.y) == len(w.subject) == len(w.X)):
-        raise DataError(f"{path}: X, y and subject lengths differ")
+    lengths = {k: len(getattr(w, k)) for k in ("X", "y", "subject", "session", "start_s")}
+    if len(set(lengths.values())) != 1:
+        raise DataError(f"{path}: inconsistent array lengths {lengths}")
     return w

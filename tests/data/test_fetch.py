@@ -125,3 +125,10 @@ def test_download_gives_up_with_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="download failed after 2 attempts"):
         download("http://127.0.0.1:9/none.zip", tmp_path / "x.zip", retries=1, timeout_s=2,
                  backoff_s=0.01)
+
+
+def test_unknown_dataset_is_a_clear_value_error() -> None:
+    from har.data.registry import get_dataset
+
+    with pytest.raises(ValueError, match="known: hapt"):
+        get_dataset("nope")

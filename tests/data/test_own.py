@@ -72,3 +72,25 @@ def test_bad_files_are_named(tmp_path: Path, content: str, message: str) -> None
     with pytest.raises(DataError, match=message) as err:
         import_recordings([path])
     assert "bad.csv" in str(err.value)
+
+
+def test_acc_only_channels_in_parquet_metadata(tmp_path: Path) -> None:
+    from har.data.ingest import read_recordings, write_recordings
+
+    t = np.arange(0, 1, 1 / 30)
+    pd.DataFrame({"timestamp": t, "acc_x": 0.0, "acc_y": 0.0, "acc_z": 1.0}) \
+        .to_csv(tmp_path / "w.csv", index=False)
+    df = import_recordings([tmp_path / "w.csv"], 50.0)
+    assert df.attrs["channels"] == ["acc_x", "acc_y", "acc_z"]
+    write_recordings(df, tmp_path / "r.parquet", 50.0, "own")
+    assert read_recordings(tmp_path / "r.parquet")[1]["channels"] == ["acc_x", "acc_y", "acc_z"]
+
+
+def test_labels_take_nearest_sample(tmp_path: Path) -> None:
+    # 30 Hz input: label switches at 1.0 s; output sample at 0.99 s must still be "A".
+    t = np.arange(0, 2, 1 / 30)
+    pd.DataFrame({"timestamp": t, "acc_x": 0.0, "acc_y": 0.0, "acc_z": 1.0,
+                  "label": np.where(t < 0.999, "A", "B")}).to_csv(tmp_path / "l.csv", index=False)
+    df = import_recordings([tmp_path / "l.csv"], 100.0)
+    assert df["label"].iloc[0] == "A" and df["label"].iloc[-1] == "B"
+    assert df["label"].iloc[int(0.97 * 100)] == "A"
