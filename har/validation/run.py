@@ -37,7 +37,8 @@ class ValidationReport:
             return f"validation passed: {self.evaluated} expectations met"
         lines = [f"validation FAILED: {len(self.failures)} of {self.evaluated} expectations"]
         for f in self.failures:
-            what = f"examples {f.examples}" if f.examples else f"observed {f.observed}"
+            what = (f"{'missing' if 'contain_set' in f.expectation else 'examples'} "
+                    f"{f.examples}" if f.examples else f"observed {f.observed}")
             lines.append(f"  - [{f.suite}] {f.expectation} on column {f.column!r}: {what}")
         return "\n".join(lines)
 
@@ -68,7 +69,8 @@ def _context(project_dir: Path) -> Any:
     return ctx
 
 
-def _run_suite(ctx: Any, suite: Any, df: pd.DataFrame) -> list[Failure]:
+def _run_suite(ctx: Any, suite: Any, df: pd.DataFrame, label: str | None = None) -> list[Failure]:
+    """Run `suite` on `df` via its checkpoint (Data Docs updated); `label` tags failures."""
     try:
         ds = ctx.data_sources.get("har")
     except (KeyError, ValueError, LookupError):
@@ -98,7 +100,10 @@ def _run_suite(ctx: Any, suite: Any, df: pd.DataFrame) -> list[Failure]:
             name=f"{suite.name}_checkpoint", validation_definitions=[vd],
             actions=[gx.checkpoint.UpdateDataDocsAction(name="docs")],
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}))
-    result = cp.run(batch_parameters={"dataframe": df})
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    result = cp.run(batch_parameters={"dataframe": df},
+                    run_id=RunIdentifier(run_name=label or suite.name))
     failures: list[Failure] = []
     for vr in result.run_results.values():
         for r in vr.results:
@@ -107,8 +112,10 @@ def _run_suite(ctx: Any, suite: Any, df: pd.DataFrame) -> list[Failure]:
             cfg = r.expectation_config
             res = r.result or {}
             failures.append(Failure(
-                suite=suite.name, expectation=cfg.type, column=cfg.kwargs.get("column"),
-                examples=[_plain(v) for v in res.get("partial_unexpected_list", [])[:5]],
+                suite=label or suite.name, expectation=cfg.type, column=cfg.kwargs.get("column"),
+                # contain-set expectations report what is missing, not unexpected rows
+                examples=[_plain(v) for v in (res.get("partial_unexpected_list")
+                                              or res.get("partial_missing_list") or [])[:5]],
                 observed=_plain(res.get("observed_value")),
             ))
     return failures
@@ -157,8 +164,8 @@ def validate_recordings(df: pd.DataFrame, *, project_dir: Path, classes: list[st
                         subjects: list[int] | None = None,
                         docs_dir: Path | None = None) -> ValidationReport:
     ctx = _context(project_dir)
-    suite = recordings_suite(classes, sampling_rate_hz, acc_abs_max_g, gyro_abs_max_rad_s,
-                             rate_tolerance, subjects)
+    suite = recordings_suite(classes, acc_abs_max_g, gyro_abs_max_rad_s, subjects,
+                             sampling_rate_hz=sampling_rate_hz, rate_tolerance=rate_tolerance)
     n = len(suite.expectations)
     failures = _run_suite(ctx, suite, _with_derived(df))
     _publish_docs(ctx, docs_dir)
@@ -186,9 +193,10 @@ def validate_windows(X: np.ndarray, y: np.ndarray, subject: np.ndarray,
     frame = windows_frame(X, y, subject, classes, splits)
     failures: list[Failure] = []
     evaluated = 0
+    suite = windows_suite(classes, window_len, X.shape[2])
     for split in splits:
-        suite = windows_suite(classes, window_len, X.shape[2], split)
         evaluated += len(suite.expectations)
-        failures += _run_suite(ctx, suite, frame[frame["split"] == split])
+        failures += _run_suite(ctx, suite, frame[frame["split"] == split].reset_index(drop=True),
+                               label=f"windows_{split}")
     _publish_docs(ctx, docs_dir)
     return ValidationReport(success=not failures, evaluated=evaluated, failures=failures)

@@ -14,20 +14,25 @@ RECORDING_COLUMNS = ["subject", "session", "sample", "t", "acc_x", "acc_y", "acc
                      "gyro_x", "gyro_y", "gyro_z", "label"]
 
 
-def recordings_suite(classes: list[str], sampling_rate_hz: float, acc_abs_max_g: float,
-                     gyro_abs_max_rad_s: float, rate_tolerance: float,
-                     subjects: list[int] | None) -> gx.ExpectationSuite:
+def recordings_suite(classes: list[str], acc_abs_max_g: float, gyro_abs_max_rad_s: float,
+                     subjects: list[int] | None, *, sampling_rate_hz: float = 50.0,
+                     rate_tolerance: float = 0.01) -> gx.ExpectationSuite:
+    """Suite for the recordings frame plus derived per-session `sample_step` and `dt` columns."""
     dt = 1.0 / sampling_rate_hz
     ex: list = [gxe.ExpectTableColumnsToMatchSet(column_set=[*RECORDING_COLUMNS, "sample_step",
                                                              "dt"], exact_match=True)]
     for c in ("subject", "sample"):
         ex.append(gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=[
             "int16", "int32", "int64", "Int16", "Int32", "Int64"]))
+    for c in ("t", "acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"):
+        ex.append(gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=[
+            "float32", "float64", "Float32", "Float64"]))
     for c in ("acc_x", "acc_y", "acc_z"):
         ex.append(gxe.ExpectColumnValuesToNotBeNull(column=c))
         ex.append(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=-acc_abs_max_g,
                                                     max_value=acc_abs_max_g))
     for c in ("gyro_x", "gyro_y", "gyro_z"):
+        ex.append(gxe.ExpectColumnValuesToNotBeNull(column=c))
         ex.append(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=-gyro_abs_max_rad_s,
                                                     max_value=gyro_abs_max_rad_s))
     ex.append(gxe.ExpectColumnValuesToNotBeNull(column="t"))
@@ -42,9 +47,12 @@ def recordings_suite(classes: list[str], sampling_rate_hz: float, acc_abs_max_g:
     return gx.ExpectationSuite(name="recordings", expectations=ex)
 
 
-def windows_suite(classes: list[str], window_len: int, n_channels: int,
-                  split: str) -> gx.ExpectationSuite:
-    """Validates a one-row-per-window summary frame of one split."""
+def windows_suite(classes: list[str], window_len: int, n_channels: int) -> gx.ExpectationSuite:
+    """Validates a one-row-per-window summary frame of ONE split (run once per split).
+
+    Columns: split, subject, label, n_samples, n_channels, finite, splits_of_subject (how many
+    splits list the window's subject; computed in pandas, must be exactly 1).
+    """
     ex: list = [
         gxe.ExpectColumnValuesToBeBetween(column="n_samples", min_value=window_len,
                                           max_value=window_len),
@@ -54,4 +62,4 @@ def windows_suite(classes: list[str], window_len: int, n_channels: int,
         gxe.ExpectColumnDistinctValuesToContainSet(column="label", value_set=list(classes)),
         gxe.ExpectColumnValuesToBeBetween(column="splits_of_subject", min_value=1, max_value=1),
     ]
-    return gx.ExpectationSuite(name=f"windows_{split}", expectations=ex)
+    return gx.ExpectationSuite(name="windows", expectations=ex)

@@ -57,6 +57,11 @@ def _set(col: str, value: object, rows: slice = slice(10, 13)) -> Callable[[pd.D
     return mutate
 
 
+def _slow_clock(df: pd.DataFrame) -> None:
+    """Timestamps 0.04 s apart (25 Hz) while 50 Hz is declared."""
+    df["t"] = df["sample"].to_numpy() * 0.04
+
+
 @pytest.mark.parametrize(
     ("mutate", "expectation", "column", "example"),
     [
@@ -67,8 +72,10 @@ def _set(col: str, value: object, rows: slice = slice(10, 13)) -> Callable[[pd.D
         (_set("sample", 5, slice(20, 21)), "expect_column_values_to_be_between", "sample_step",
          None),
         (_set("t", 0.45, slice(20, 21)), "expect_column_values_to_be_between", "dt", None),
+        (_slow_clock, "expect_column_values_to_be_between", "dt", "0.04"),
     ],
-    ids=["nan", "acc_range", "inf", "unknown_label", "non_increasing_sample", "wrong_rate"],
+    ids=["nan", "acc_range", "inf", "unknown_label", "non_increasing_sample", "wrong_rate",
+         "rate_25hz"],
 )
 def test_bad_recordings_fail_with_named_report(gx_dir: Path, mutate, expectation: str,  # noqa: ANN001
                                                column: str, example: str | None) -> None:
@@ -88,6 +95,7 @@ def test_missing_subject_fails(gx_dir: Path) -> None:
     report = _validate(_recordings(), gx_dir, subjects=(1, 2, 3))
     assert not report.success
     assert "expect_column_distinct_values_to_contain_set on column 'subject'" in report.summary()
+    assert "missing [3]" in report.summary()
 
 
 def _windows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
