@@ -28,7 +28,8 @@ def ingest(p: Params) -> Path:
 
     spec = get_dataset(p.data.dataset)
     df = read_hapt(p.data.raw_dir / spec.folder, subjects=p.data.subjects)
-    write_recordings(df, p.data.interim_path, sampling_rate_hz=50.0, source=spec.name)
+    write_recordings(df, p.data.interim_path, sampling_rate_hz=spec.sampling_rate_hz,
+                     source=spec.name)
     log.info("ingested %d samples from %d sessions", len(df), df["session"].nunique())
     return p.data.interim_path
 

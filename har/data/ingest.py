@@ -10,9 +10,7 @@ indices are 1-based. tests/data/test_ingest.py checks this on the mirror.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from har.errors import DataError
+from har.io import atomic_path
 
 SENSOR_COLUMNS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 COLUMNS = ["subject", "session", "sample", "t", *SENSOR_COLUMNS, "label"]
@@ -113,14 +112,8 @@ def write_recordings(df: pd.DataFrame, path: Path, sampling_rate_hz: float, sour
                  b"har.units": json.dumps(UNITS).encode(), b"har.source": source.encode(),
                  b"har.channels": json.dumps([c for c in SENSOR_COLUMNS
                                               if df[c].notna().any()]).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table.replace_schema_metadata(meta), tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def read_recordings(path: Path) -> tuple[pd.DataFrame, dict]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,6 +13,7 @@ import pyarrow.compute as pc
 from numpy.lib.stride_tricks import sliding_window_view
 
 from har.errors import DataError
+from har.io import atomic_path
 from har.preprocess.signal import gravity_body_split, resample
 
 __all__ = ["Windows", "gravity_body_split", "load_windows", "make_windows", "resample",
@@ -144,15 +143,10 @@ def make_windows(recordings: pd.DataFrame, rate_hz: float, target_rate_hz: float
 
 def save_windows(w: Windows, path: Path) -> None:
     """Write ``w`` as npz through a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
+    # The .npz suffix stops np.savez from appending one to the temp name.
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, X=w.X, y=w.y, subject=w.subject, session=w.session.astype(str),
                  start_s=w.start_s, channels=np.array(w.channels), rate_hz=np.array(w.rate_hz))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def load_windows(path: Path) -> Windows:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from har.errors import ValidationFailed
+from har.io import atomic_path
 from har.validation.suites import gx, recordings_suite, windows_suite
 
 
@@ -43,11 +42,8 @@ class ValidationReport:
         return "\n".join(lines)
 
     def to_json(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f, indent=2, default=str)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(asdict(self), indent=2, default=str))
 
 
 def raise_for_failure(report: ValidationReport) -> None:
