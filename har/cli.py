@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from har import cli_serve
+from har.cli_pipeline import pipeline_app
 from har.errors import HarError
 from har.logging import setup_logging
 
@@ -15,6 +17,8 @@ app = typer.Typer(help="Human activity recognition: data â†’ validated windows â
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Source and convert recordings.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(pipeline_app, name="pipeline")
+cli_serve.register(app)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]
 

@@ -67,11 +67,140 @@ class SplitParams(_Section):
         return v
 
 
+class AugmentParams(_Section):
+    """IMU augmentations applied to raw training windows (physical units), each switchable."""
+
+    p: float = Field(0.5, ge=0, le=1, description="probability each augmentation is applied")
+    jitter_sigma: float = Field(0.02, ge=0, description="Gaussian noise, in channel std units; 0 = off")
+    scaling_sigma: float = Field(0.1, ge=0, description="per-channel gain N(1, sigma); 0 = off")
+    rotation: bool = True  # one random 3-D rotation for acc and gyro triplets alike
+    time_warp_sigma: float = Field(0.2, ge=0, description="smooth time warp strength; 0 = off")
+
+
+class CNN1DParams(_Section):
+    channels: list[int] = Field(default_factory=lambda: [64, 64, 128], min_length=1)
+    kernel_size: int = Field(5, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+
+
+class DeepConvLSTMParams(_Section):
+    conv_channels: int = Field(64, ge=1)
+    conv_layers: int = Field(4, ge=1)
+    kernel_size: int = Field(5, ge=1)
+    lstm_hidden: int = Field(128, ge=1)
+    lstm_layers: int = Field(2, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class TinyHARParams(_Section):
+    filters: int = Field(24, ge=4)
+    conv_layers: int = Field(4, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+
+
+class ClassicParams(_Section):
+    estimator: Literal["hgb", "rf"] = "hgb"
+    max_iter: int = Field(300, ge=1, description="HGB boosting rounds / RF trees")
+    learning_rate: float = Field(0.1, gt=0)
+    max_leaf_nodes: int = Field(31, ge=2)
+
+
+ModelName = Literal["classic", "cnn1d", "deepconvlstm", "tinyhar"]
+
+
+class TrainParams(_Section):
+    model: ModelName = "cnn1d"
+    out_dir: Path = Path("models")
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    patience: int = Field(10, ge=1, description="epochs without val macro-F1 gain before stopping")
+    grad_clip: float = Field(1.0, gt=0)
+    class_weighted: bool = True
+    seed: int = 42
+    num_threads: int = Field(2, ge=1)
+    augment: AugmentParams = Field(default_factory=AugmentParams)
+    cnn1d: CNN1DParams = Field(default_factory=CNN1DParams)
+    deepconvlstm: DeepConvLSTMParams = Field(default_factory=DeepConvLSTMParams)
+    tinyhar: TinyHARParams = Field(default_factory=TinyHARParams)
+    classic: ClassicParams = Field(default_factory=ClassicParams)
+
+
+class EvaluateParams(_Section):
+    out_dir: Path = Path("reports/evaluation")
+    cv_models: list[ModelName] = Field(default_factory=lambda: ["classic", "cnn1d", "tinyhar"])
+    cv_folds: int = Field(10, ge=2)
+    cv_window_s: float = Field(3.0, gt=0)  # the WHAR Arena protocol: 3 s windows, 50 % overlap
+    cv_overlap: float = Field(0.5, ge=0, lt=1)
+    cv_epochs: int = Field(30, ge=1)
+    cv_out_dir: Path = Path("reports/cv")
+
+
+class TrackingParams(_Section):
+    # MLFLOW_TRACKING_URI in the environment wins over this embedded default.
+    uri: str = "sqlite:///mlflow.db"
+    artifact_dir: Path = Path("mlartifacts")
+    experiment: str = "har"
+
+
+class ExportParams(_Section):
+    path: Path = Path("models/model.onnx")
+    opset: int = Field(18, ge=13)
+    parity_atol: float = Field(1e-4, gt=0)
+    latency_runs: int = Field(200, ge=10)
+
+
+class RegistryParams(_Section):
+    model_name: str = "har-activity"
+    margin: float = Field(0.0, ge=0, description="challenger must beat champion macro-F1 by this")
+    min_macro_f1: float = Field(0.6, ge=0, le=1)
+    max_parity_diff: float = Field(1e-4, gt=0)
+    latency_budget_ms: float = Field(5.0, gt=0, description="batch-1 p50 ONNX Runtime latency")
+
+
+class ServeParams(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    model_uri: str = "models:/har-activity@champion"  # or a path to an .onnx file
+    reload_interval_s: float = Field(10.0, gt=0, description="how often the alias is re-checked")
+    max_body_bytes: int = Field(8_000_000, ge=1024)
+    max_windows: int = Field(4096, ge=1)
+    smoothing_windows: int = Field(3, ge=1, description="median filter length over window predictions")
+    inference_log_dir: Path = Path("data/inference_log")
+
+
+class MonitorParams(_Section):
+    reference_path: Path = Path("data/processed/reference_stats.json")
+    method: Literal["ks", "psi"] = "psi"
+    threshold: float = Field(0.2, gt=0, description="PSI (or KS statistic) above which a channel drifts")
+    min_drifted_channels: int = Field(1, ge=1)
+    report_dir: Path = Path("reports/drift")
+
+
+class PipelineParams(_Section):
+    deployment: str = "har-retrain"
+    cron: str = "0 3 * * 1"  # Mondays 03:00
+    timezone: str = "UTC"
+    retries: int = Field(2, ge=0)
+    retry_delay_s: float = Field(5.0, ge=0)
+    drift_cron: str = "0 * * * *"
+
+
 class Params(_Section):
     data: DataParams = Field(default_factory=DataParams)
     validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
     preprocess: PreprocessParams
     split: SplitParams = Field(default_factory=SplitParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+    export: ExportParams = Field(default_factory=ExportParams)
+    registry: RegistryParams = Field(default_factory=RegistryParams)
+    serve: ServeParams = Field(default_factory=ServeParams)
+    monitor: MonitorParams = Field(default_factory=MonitorParams)
+    pipeline: PipelineParams = Field(default_factory=PipelineParams)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
