@@ -131,5 +131,89 @@ def run_all(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(f"pipeline done: {stats['n_windows']} windows in {p.preprocess.out_dir}")
 
 
+@app.command("train")
+def train(
+    model: Annotated[str | None, typer.Option(help="train.model: classic|cnn1d|deepconvlstm|tinyhar")] = None,
+    epochs: Annotated[int | None, typer.Option(help="train.epochs")] = None,
+    lr: Annotated[float | None, typer.Option(help="train.lr")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="train.batch_size")] = None,
+    seed: Annotated[int | None, typer.Option(help="train.seed")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Train a model on the training subjects; early stopping on validation subjects; MLflow run."""
+    from har import stages
+
+    p = _params(params, {"train.model": model, "train.epochs": epochs, "train.lr": lr,
+                         "train.batch_size": batch_size, "train.seed": seed})
+    out = _run(stages.train, p, resume=resume)
+    typer.echo(f"{out['model']}: val macro-F1 {out['val_macro_f1']:.4f} (best epoch {out['best_epoch']}), "
+               f"{out['n_params']:,} parameters → {out['model_path']} (MLflow run {out['run_id']})")
+
+
+@app.command("evaluate")
+def evaluate(
+    cv: Annotated[bool, typer.Option("--cv", help="Subject k-fold protocol (evaluate.cv_*).")] = False,
+    models: Annotated[list[str] | None, typer.Option("--model", help="evaluate.cv_models")] = None,
+    folds: Annotated[int | None, typer.Option(help="evaluate.cv_folds")] = None,
+    cv_epochs: Annotated[int | None, typer.Option(help="evaluate.cv_epochs")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Test-subject metrics and confusion matrix, or with --cv the subject k-fold table."""
+    from har import stages
+
+    p = _params(params, {"evaluate.cv_models": models or None, "evaluate.cv_folds": folds,
+                         "evaluate.cv_epochs": cv_epochs})
+    if cv:
+        out = _run(stages.evaluate_cv, p)
+        typer.echo(out["table"])
+        typer.echo(f"tables in {p.evaluate.cv_out_dir}")
+        return
+    out = _run(stages.evaluate, p)
+    typer.echo(f"test subjects {out['test_subjects']}: accuracy {out['accuracy']:.4f}, "
+               f"macro-F1 {out['macro_f1']:.4f}; confusion matrix {out['confusion_png']}")
+
+
+@app.command("export")
+def export(params: ParamsOpt = Path("params.yaml")) -> None:
+    """ONNX export (normalisation inside), parity check against the trained model, latency."""
+    from har import stages
+
+    out = _run(stages.export, _params(params))
+    typer.echo(f"{out['onnx_path']}: parity max abs diff {out['parity_max_abs_diff']:.2e}, "
+               f"batch-1 p50 {out['latency_p50_ms']:.3f} ms")
+
+
+@app.command("register")
+def register(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Register the exported model as a new version with alias challenger."""
+    from har import stages
+
+    out = _run(stages.register, _params(params))
+    typer.echo(f"registered {out['name']} version {out['version']} (alias challenger)")
+
+
+@app.command("promote")
+def promote(
+    version: Annotated[str | None, typer.Option(help="Version to gate (default: the challenger).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Move alias champion to the challenger if it passes the gates (registry.*)."""
+    from har import stages
+
+    d = _run(stages.promote, _params(params), version)
+    verdict = "promoted to champion" if d["promoted"] else "NOT promoted"
+    typer.echo(f"version {d['version']}: {verdict}; " + "; ".join(d["reasons"]))
+
+
+@app.command("rollback")
+def rollback(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Return alias champion to the previous champion."""
+    from har import stages
+
+    d = _run(stages.rollback, _params(params))
+    typer.echo(d["reasons"][0])
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

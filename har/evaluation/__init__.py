@@ -1,0 +1,1 @@
+"""Evaluation on held-out subjects: metrics, confusion matrix, and the subject k-fold protocol."""

@@ -1,0 +1,1 @@
+"""Export to ONNX with the normalisation inside the graph, and the checks a gate relies on."""

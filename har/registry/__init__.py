@@ -1,0 +1,1 @@
+"""The MLflow model registry: register a challenger, promote it through gates, roll back."""

@@ -1,0 +1,172 @@
+"""The deep-model training loop: class-weighted loss, AdamW + one-cycle/cosine, gradient clipping,
+early stopping on validation macro-F1, a checkpoint every epoch and exact resume.
+
+Exact resume works because every source of randomness is derived from (seed, epoch): the batch
+order, the augmentations and the dropout masks of epoch e are the same whether the run started at
+epoch 0 or resumed at e. Together with the saved model/optimizer/scheduler states, a resumed run
+ends with bit-identical weights to an uninterrupted one (on the same machine and thread count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sklearn.metrics import f1_score
+from torch import nn
+
+from har.config import TrainParams
+from har.errors import HarError
+from har.io import atomic_path
+from har.logging import get_logger
+from har.training.augment import augment_batch
+
+log = get_logger(__name__)
+EpochCallback = Callable[[int, dict[str, float]], None]
+CHECKPOINT = "last.pt"
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_macro_f1: float
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """'Balanced' weights n / (K * count); a class absent from training gets weight 0."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    w = np.zeros(n_classes)
+    w[present] = counts.sum() / (present.sum() * counts[present])
+    return w
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    model.eval()
+    out = [torch.softmax(model(torch.from_numpy(X[i:i + batch_size])), dim=1).numpy()
+           for i in range(0, len(X), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _digest(cfg: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _progress(disable: bool) -> Progress:
+    return Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(),
+                    disable=disable, transient=True)
+
+
+def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray,
+               y_val: np.ndarray, tp: TrainParams, channels: list[str], n_classes: int, *,
+               checkpoint_dir: Path | None = None, resume: bool = False,
+               on_epoch: EpochCallback | None = None, epochs: int | None = None,
+               show_progress: bool = True) -> TrainResult:
+    """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
+    epochs = epochs or tp.epochs
+    torch.set_num_threads(tp.num_threads)
+    torch.manual_seed(tp.seed)
+    if len(X_val) == 0:
+        raise HarError("training: no validation windows; early stopping needs validation subjects")
+    weights = class_weights(y_train, n_classes) if tp.class_weighted else np.ones(n_classes)
+    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+    opt = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
+    steps_per_epoch = max(1, -(-len(X_train) // tp.batch_size))
+    total = epochs * steps_per_epoch
+    if tp.schedule == "onecycle":
+        sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=tp.lr, total_steps=total)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    channel_std = X_train.reshape(-1, X_train.shape[2]).std(axis=0)
+    cfg_digest = _digest({"train": tp.model_dump(mode="json"), "epochs": epochs, "n": len(X_train),
+                          "x": float(X_train[:: max(1, len(X_train) // 64)].sum()),
+                          "channels": channels})
+
+    start, best_f1, best_epoch, bad, history = 0, -1.0, -1, 0, []
+    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    ckpt = checkpoint_dir / CHECKPOINT if checkpoint_dir else None
+    if resume:
+        if ckpt is None or not ckpt.exists():
+            raise HarError(f"--resume: no checkpoint at {ckpt}; run `har train` without --resume")
+        state = torch.load(ckpt, weights_only=False)
+        if state["config_digest"] != cfg_digest:
+            raise HarError(f"--resume: {ckpt} was written with different params or data; "
+                           "resume only continues the same run")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        best_state, best_f1, best_epoch = state["best_state"], state["best_f1"], state["best_epoch"]
+        bad, history, start = state["bad_epochs"], state["history"], state["epoch"] + 1
+        log.info("resuming from %s at epoch %d", ckpt, start)
+        if state.get("finished"):
+            start = epochs
+
+    stopped = False
+    with _progress(disable=not show_progress) as progress:
+        for epoch in range(start, epochs):
+            # All randomness of this epoch comes from (seed, epoch): resume-safe.
+            torch.manual_seed(tp.seed * 1000 + epoch)
+            rng = np.random.default_rng([tp.seed, epoch])
+            order = rng.permutation(len(X_train))
+            model.train()
+            task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{epochs}", loss=0.0)
+            running = 0.0
+            for step in range(steps_per_epoch):
+                idx = order[step * tp.batch_size:(step + 1) * tp.batch_size]
+                xb = augment_batch(X_train[idx], channels, tp.augment, channel_std, rng)
+                logits = model(torch.from_numpy(xb))
+                loss = loss_fn(logits, torch.from_numpy(y_train[idx]))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), tp.grad_clip)
+                opt.step()
+                sched.step()
+                running += float(loss)
+                progress.update(task, advance=1, loss=running / (step + 1))
+            progress.remove_task(task)
+            val_pred = predict_proba(model, X_val).argmax(1)
+            val_f1 = float(f1_score(y_val, val_pred, average="macro", labels=np.unique(y_val),
+                                    zero_division=0))
+            metrics = {"train_loss": running / steps_per_epoch, "val_macro_f1": val_f1,
+                       "val_accuracy": float((val_pred == y_val).mean()), "lr": sched.get_last_lr()[0]}
+            history.append({"epoch": epoch + 1, **metrics})
+            if val_f1 > best_f1:
+                best_f1, best_epoch, bad = val_f1, epoch + 1, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+            stopped = bad >= tp.patience
+            log.info("epoch %d/%d loss %.4f val macro-F1 %.4f%s", epoch + 1, epochs,
+                     metrics["train_loss"], val_f1, " (best)" if best_epoch == epoch + 1 else "")
+            if ckpt is not None:
+                _save_checkpoint(ckpt, {
+                    "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "best_state": best_state, "best_f1": best_f1,
+                    "best_epoch": best_epoch, "bad_epochs": bad, "history": history,
+                    "config_digest": cfg_digest, "finished": stopped or epoch + 1 == epochs})
+            if on_epoch is not None:
+                on_epoch(epoch + 1, metrics)
+            if stopped:
+                log.info("early stop: no val macro-F1 gain for %d epochs", tp.patience)
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(best_epoch, best_f1, len(history), history, stopped)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path, ".pt") as tmp:
+        torch.save(state, tmp)
