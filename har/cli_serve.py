@@ -1,9 +1,96 @@
-"""`har serve` and `har predict` (filled in by the serving work)."""
+"""`har serve` and `har predict`.
+
+Kept import-light (no fastapi/onnxruntime/mlflow at module level): ``har --help`` and every
+other command import this module. ``_params``/``_run`` come from har.cli lazily because har.cli
+imports this module.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]
+
+
+def _tracking_uri(p) -> str:  # noqa: ANN001
+    from har.serving.model import resolve_tracking_uri
+
+    return resolve_tracking_uri(p.tracking.uri)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="serve.host")] = None,
+    port: Annotated[int | None, typer.Option(help="serve.port")] = None,
+    model_uri: Annotated[str | None, typer.Option(
+        help="serve.model_uri: models:/<name>@<alias>, models:/<name>/<version> or an .onnx path")] = None,
+    reload_interval: Annotated[float | None, typer.Option(help="serve.reload_interval_s")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="serve.max_body_bytes")] = None,
+    max_windows: Annotated[int | None, typer.Option(help="serve.max_windows")] = None,
+    smoothing_windows: Annotated[int | None, typer.Option(help="serve.smoothing_windows")] = None,
+    inference_log_dir: Annotated[Path | None, typer.Option(help="serve.inference_log_dir")] = None,
+    threads: Annotated[int, typer.Option(
+        help="ONNX Runtime intra-op threads per worker (1 is fastest for single windows)")] = 1,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    openapi: Annotated[Path | None, typer.Option(
+        help="Write the OpenAPI document to this path and exit (no model needed).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Serve the model over HTTP (FastAPI on uvicorn); see docs/serving.md."""
+    from har.cli import _params, _run
+
+    if openapi is not None:
+        from har.serving.app import write_openapi
+
+        typer.echo(f"wrote {_run(write_openapi, openapi)}")
+        return
+    p = _params(params, {"serve.host": host, "serve.port": port, "serve.model_uri": model_uri,
+                         "serve.reload_interval_s": reload_interval,
+                         "serve.max_body_bytes": max_body_bytes, "serve.max_windows": max_windows,
+                         "serve.smoothing_windows": smoothing_windows,
+                         "serve.inference_log_dir": str(inference_log_dir) if inference_log_dir else None})
+    from har.serving.app import run_server
+
+    typer.echo(f"serving {p.serve.model_uri} on http://{p.serve.host}:{p.serve.port} "
+               f"(threads={threads}, workers={workers})")
+    run_server(p.serve, _tracking_uri(p), intra_op_threads=threads, workers=workers)
+
+
+def predict(
+    files: Annotated[list[Path], typer.Argument(
+        help="Canonical recordings parquet(s) or own-recordings CSV/parquet (docs/own_recordings.md).")],
+    out: Annotated[Path, typer.Option(help="Timeline table; .csv or .parquet by suffix.")] = Path(
+        "reports/predictions/timeline.csv"),
+    plots_dir: Annotated[Path | None, typer.Option(
+        help="Folder for the PNG per session (default: <out stem>_plots beside --out).")] = None,
+    model_uri: Annotated[str | None, typer.Option(help="serve.model_uri")] = None,
+    smoothing_windows: Annotated[int | None, typer.Option(help="serve.smoothing_windows")] = None,
+    subject: Annotated[int, typer.Option(help="Subject id for own files without a subject column.")] = 0,
+    acc_unit: Annotated[str, typer.Option(help="own files: g or m/s2")] = "g",
+    gyro_unit: Annotated[str, typer.Option(help="own files: rad/s or deg/s")] = "rad/s",
+    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads")] = 2,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Predict activity timelines for recordings on disk, with a plot per session."""
+    from har.cli import _params, _run
+
+    p = _params(params, {"serve.model_uri": model_uri, "serve.smoothing_windows": smoothing_windows})
+    from har.serving.model import load_model
+    from har.serving.predict import predict_files
+
+    model = _run(load_model, p.serve.model_uri, _tracking_uri(p), threads)
+    res = _run(predict_files, files, model, out, smoothing_windows=p.serve.smoothing_windows,
+               plots_dir=plots_dir, subject=subject, acc_unit=acc_unit, gyro_unit=gyro_unit)
+    n_sessions = res.timeline.groupby(["file", "subject", "session"]).ngroups
+    typer.echo(f"wrote {out}: {len(res.timeline)} segments in {n_sessions} sessions; "
+               f"{len(res.plots)} plots in {res.plots[0].parent if res.plots else '-'}")
+    for key, value in res.agreement.items():
+        typer.echo(f"  {key}: agreement with labels {value:.1%}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the serving commands to the main app."""
+    app.command("serve")(serve)
+    app.command("predict")(predict)
