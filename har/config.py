@@ -111,6 +111,7 @@ ModelName = Literal["classic", "cnn1d", "deepconvlstm", "tinyhar"]
 class TrainParams(_Section):
     model: ModelName = "cnn1d"
     out_dir: Path = Path("models")
+    reports_dir: Path = Path("reports/train")
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(2e-3, gt=0)
@@ -147,6 +148,7 @@ class TrackingParams(_Section):
 
 class ExportParams(_Section):
     path: Path = Path("models/model.onnx")
+    report_path: Path = Path("reports/export.json")
     opset: int = Field(18, ge=13)
     parity_atol: float = Field(1e-4, gt=0)
     latency_runs: int = Field(200, ge=10)
@@ -154,6 +156,7 @@ class ExportParams(_Section):
 
 class RegistryParams(_Section):
     model_name: str = "har-activity"
+    report_path: Path = Path("reports/registry.json")
     margin: float = Field(0.0, ge=0, description="challenger must beat champion macro-F1 by this")
     min_macro_f1: float = Field(0.6, ge=0, le=1)
     max_parity_diff: float = Field(1e-4, gt=0)

@@ -203,7 +203,7 @@ def train(p: Params, *, resume: bool = False, show_progress: bool = True) -> dic
                    "n_params": meta.n_params}
         mlflow.log_metrics({f"final_{k}": float(v) for k, v in metrics.items()})
         _log_model(model, out, X_val if len(X_val) else X_tr)
-        reports = Path("reports/train")
+        reports = tp.reports_dir
         import pandas as pd
 
         from har.io import atomic_path
@@ -351,7 +351,7 @@ def export(p: Params) -> dict:
                                            input_example=example, pip_requirements=ONNX_REQUIREMENTS)
     result = {"onnx_path": str(ex.path), "parity_max_abs_diff": diff, **lat,
               "model_uri": model_info.model_uri, "run_id": info["run_id"], "model": model.meta.model}
-    _write_json(Path("reports/export.json"), result)
+    _write_json(ex.report_path, result)
     log.info("exported %s: parity %.2e, batch-1 p50 %.3f ms", ex.path, diff, lat["latency_p50_ms"])
     return result
 
@@ -362,7 +362,7 @@ def register(p: Params) -> dict:
     from har.registry.gate import client_for, register_version
     from har.tracking import setup_mlflow, tracking_uri
 
-    path = Path("reports/export.json")
+    path = p.export.report_path
     if not path.is_file():
         raise DataError(f"{path}: missing; run `har export` first")
     exp = json.loads(path.read_text())
@@ -373,7 +373,7 @@ def register(p: Params) -> dict:
             if k in run.data.tags}
     version = register_version(client, p.registry.model_name, exp["model_uri"], exp["run_id"], tags)
     result = {"name": p.registry.model_name, "version": version, "run_id": exp["run_id"]}
-    _write_json(Path("reports/registry.json"), result)
+    _write_json(p.registry.report_path, result)
     log.info("registered %s v%s as challenger", p.registry.model_name, version)
     return result
 
@@ -415,7 +415,7 @@ def promote(p: Params, version: str | None = None) -> dict:
     client = gate.client_for(tracking_uri(p))
     decision = gate.promote(client, p.registry.model_name, p.registry, version=version,
                             champion_score=_champion_scorer(p)).to_dict()
-    path = Path("reports/registry.json")
+    path = p.registry.report_path
     previous = json.loads(path.read_text()) if path.is_file() else {}
     _write_json(path, {**previous, "name": p.registry.model_name, "promotion": decision})
     log.info("%s v%s: %s (%s)", p.registry.model_name, decision["version"],

@@ -134,7 +134,7 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
                 nn.utils.clip_grad_norm_(model.parameters(), tp.grad_clip)
                 opt.step()
                 sched.step()
-                running += float(loss)
+                running += float(loss.detach())
                 progress.update(task, advance=1, loss=running / (step + 1))
             progress.remove_task(task)
             val_pred = predict_proba(model, X_val).argmax(1)

@@ -52,8 +52,11 @@ def fit_model(tp: TrainParams, meta: ModelMeta, X_train: np.ndarray, y_train: np
             on_epoch(1, {"val_macro_f1": f1})
         return model, report
 
+    import torch
+
     from har.models.deep import n_parameters
 
+    torch.manual_seed(tp.seed)  # the same seed gives the same initial weights
     net = build_model(meta.model, tp, n_ch, n_classes)
     flat = X_train.reshape(-1, n_ch).astype(np.float64)
     std = flat.std(axis=0)

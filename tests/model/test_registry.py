@@ -1,0 +1,148 @@
+"""Promotion gate and rollback against a real SQLite-backed MLflow registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import onnx
+import pytest
+from mlflow import MlflowClient
+from onnx import TensorProto, helper
+
+from har.config import RegistryParams
+from har.registry.gate import CHALLENGER, CHAMPION, RegistryError, promote, register_version, rollback
+
+NAME = "har-activity"
+GOOD = {"parity_max_abs_diff": 1e-6, "latency_p50_ms": 0.1}
+
+
+def _tiny_onnx() -> onnx.ModelProto:
+    node = helper.make_node("Identity", ["window"], ["probs"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("window", TensorProto.FLOAT, [None, 2])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [None, 2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    monkeypatch.setenv("MLFLOW_ENABLE_TELEMETRY", "false")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.create_experiment("gate", artifact_location=(tmp_path / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=exp)
+    return MlflowClient(uri, uri)
+
+
+def _candidate(client: MlflowClient, metrics: dict[str, float], subjects: str = "[2, 4]") -> str:
+    with mlflow.start_run() as run:
+        mlflow.log_metrics(metrics)
+        info = mlflow.onnx.log_model(_tiny_onnx(), name="onnx", pip_requirements=["onnxruntime"])
+    return register_version(client, NAME, info.model_uri, run.info.run_id, {"test_subjects": subjects})
+
+
+def _alias(client: MlflowClient, alias: str) -> str:
+    return str(client.get_model_version_by_alias(NAME, alias).version)
+
+
+def _tags(client: MlflowClient, version: str) -> dict[str, str]:
+    return client.get_model_version(NAME, version).tags
+
+
+def test_first_version_becomes_champion(client: MlflowClient) -> None:
+    v1 = _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    assert _alias(client, CHALLENGER) == v1
+    d = promote(client, NAME, RegistryParams())
+    assert d.promoted and d.champion_before is None
+    assert _alias(client, CHAMPION) == v1
+    tags = _tags(client, v1)
+    assert tags["promotion.decision"] == "promoted"
+    assert "first champion" in json.loads(tags["promotion.reasons"])[0]
+
+
+def test_better_worse_equal(client: MlflowClient) -> None:
+    gates = RegistryParams(margin=0.01)
+    v1 = _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    assert promote(client, NAME, gates).promoted
+
+    worse = _candidate(client, {"test_macro_f1": 0.75, **GOOD})
+    d = promote(client, NAME, gates)
+    assert not d.promoted and d.version == worse and _alias(client, CHAMPION) == v1
+    assert "does not beat champion v1 (0.8000)" in d.reasons[0]
+    assert _tags(client, worse)["promotion.decision"] == "rejected"
+    assert _alias(client, CHALLENGER) == worse  # a rejected challenger keeps its alias
+
+    within_margin = _candidate(client, {"test_macro_f1": 0.805, **GOOD})
+    assert not promote(client, NAME, gates).promoted
+    assert _alias(client, CHAMPION) == v1
+
+    better = _candidate(client, {"test_macro_f1": 0.85, **GOOD})
+    d = promote(client, NAME, gates)
+    assert d.promoted and d.champion_before == v1 and d.champion_macro_f1 == pytest.approx(0.80)
+    assert _alias(client, CHAMPION) == better
+    assert within_margin != better
+
+
+def test_equal_score_is_not_promoted(client: MlflowClient) -> None:
+    _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    promote(client, NAME, RegistryParams())
+    v2 = _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    d = promote(client, NAME, RegistryParams(margin=0.0))
+    assert not d.promoted and _alias(client, CHAMPION) == "1"
+    assert json.loads(_tags(client, v2)["promotion.reasons"]) == d.reasons
+
+
+@pytest.mark.parametrize(("metrics", "reason"), [
+    ({"test_macro_f1": 0.55, **GOOD}, "below the minimum 0.6000"),
+    ({"test_macro_f1": 0.90, "parity_max_abs_diff": 3e-3, "latency_p50_ms": 0.1}, "ONNX parity"),
+    ({"test_macro_f1": 0.90, "parity_max_abs_diff": 1e-6, "latency_p50_ms": 9.0}, "latency"),
+    ({"test_macro_f1": 0.90}, "no ONNX parity check recorded"),
+])
+def test_failing_gate_changes_nothing(client: MlflowClient, metrics: dict, reason: str) -> None:
+    v1 = _candidate(client, {"test_macro_f1": 0.70, **GOOD})
+    promote(client, NAME, RegistryParams())
+    before = client.get_registered_model(NAME).tags
+    bad = _candidate(client, metrics)
+    d = promote(client, NAME, RegistryParams())
+    assert not d.promoted and any(reason in r for r in d.reasons), d.reasons
+    assert _alias(client, CHAMPION) == v1
+    assert client.get_registered_model(NAME).tags == before
+    assert _tags(client, bad)["promotion.decision"] == "rejected"
+
+
+def test_other_test_subjects_are_not_comparable(client: MlflowClient) -> None:
+    _candidate(client, {"test_macro_f1": 0.70, **GOOD}, subjects="[2, 4]")
+    promote(client, NAME, RegistryParams())
+    _candidate(client, {"test_macro_f1": 0.95, **GOOD}, subjects="[9, 10]")
+    d = promote(client, NAME, RegistryParams())
+    assert not d.promoted and "not comparable" in d.reasons[0]
+    # ...unless the champion can be re-scored on the challenger's test windows
+    d = promote(client, NAME, RegistryParams(), champion_score=lambda mv: 0.72)
+    assert d.promoted and d.champion_macro_f1 == 0.72
+
+
+def test_rollback(client: MlflowClient) -> None:
+    with pytest.raises(RegistryError, match="no champion to roll back"):
+        _candidate(client, {"test_macro_f1": 0.70, **GOOD})
+        rollback(client, NAME)
+    promote(client, NAME, RegistryParams())
+    with pytest.raises(RegistryError, match="no previous champion"):
+        rollback(client, NAME)
+    _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    promote(client, NAME, RegistryParams())
+    _candidate(client, {"test_macro_f1": 0.90, **GOOD})
+    promote(client, NAME, RegistryParams())
+    assert _alias(client, CHAMPION) == "3"
+    assert rollback(client, NAME).version == "2"
+    assert _alias(client, CHAMPION) == "2"
+    assert "promotion.rolled_back" in _tags(client, "3")
+    assert rollback(client, NAME).version == "1"
+    with pytest.raises(RegistryError):
+        rollback(client, NAME)
+
+
+def test_no_challenger(client: MlflowClient) -> None:
+    with pytest.raises(RegistryError, match="no version has alias 'challenger'"):
+        promote(client, NAME, RegistryParams())
