@@ -1,7 +1,125 @@
-"""`har pipeline …`: Prefect flows (filled in by the orchestration work)."""
+"""`har pipeline …`: run the training flow, serve the deployments, check drift (Prefect).
+
+Prefect is imported inside the commands so `har --help` stays fast.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 pipeline_app = typer.Typer(help="Run and serve the Prefect flows.", no_args_is_help=True)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]
+_ENV_DEFAULTS = {
+    # The ephemeral API server needs more than the default 20 s to start on small machines.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+}
+
+
+def _prepare() -> None:
+    """Environment defaults before prefect is imported; the repo's flows/ package on sys.path."""
+    for key, value in _ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    root = Path(__file__).resolve().parents[1]
+    if (root / "flows" / "__init__.py").is_file() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+
+def _parse_set(items: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        out[key.strip()] = yaml.safe_load(value)  # "3" → 3, "[1, 2]" → list, "true" → True
+    return out
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+@pipeline_app.command("run")
+def run(
+    model: Annotated[str | None, typer.Option(help="train.model")] = None,
+    epochs: Annotated[int | None, typer.Option(help="train.epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="train.batch_size")] = None,
+    lr: Annotated[float | None, typer.Option(help="train.lr")] = None,
+    subjects: Annotated[list[int] | None, typer.Option("--subject", help="data.subjects")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Any dotted key: KEY=VALUE.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every stage.")] = False,
+    stop_after: Annotated[str | None, typer.Option(help="Last stage to run, e.g. preprocess.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run the training flow in-process against Prefect's ephemeral API (no server needed)."""
+    from har.cli import _params, _run
+
+    overrides = {"train.model": model, "train.epochs": epochs, "train.batch_size": batch_size,
+                 "train.lr": lr, "data.subjects": subjects or None, **_parse_set(set_)}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    _params(params, overrides)  # a bad key or value is a clear error before Prefect starts
+    _prepare()
+    from flows.training import training_pipeline
+
+    out = _run(training_pipeline, params_path=str(params), overrides=overrides or None,
+               use_cache=not no_cache, stop_after=stop_after)
+    typer.echo("stages: " + ", ".join(f"{k}={v}" for k, v in out["states"].items()))
+    if "metrics" in out:
+        typer.echo("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in out["metrics"].items()))
+        promo = out["promotion"]
+        verdict = "PROMOTED" if promo.get("promoted") else "not promoted"
+        typer.echo(f"version {promo.get('version')}: {verdict} (champion before: "
+                   f"{promo.get('champion_before')}); " + "; ".join(promo.get("reasons") or []))
+
+
+@pipeline_app.command("serve")
+def serve(
+    limit: Annotated[int | None, typer.Option(help="Max concurrent flow runs.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Register the har-retrain and drift-check deployments and run their flow runs (Ctrl-C stops)."""
+    from har.cli import _params, _run
+
+    _params(params)
+    _prepare()
+    from flows.deploy import serve_deployments
+
+    _run(serve_deployments, str(params), limit)
+
+
+@pipeline_app.command("drift")
+def drift(
+    recent: Annotated[Path | None, typer.Option(
+        help="Inference-log folder or recordings parquet (default: serve.inference_log_dir).")] = None,
+    since_hours: Annotated[float | None, typer.Option(help="Only log records this recent.")] = None,
+    retrain: Annotated[bool, typer.Option(help="Start the retraining deployment on drift.")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Compare recent inputs with the training reference (PSI or KS per channel)."""
+    from har.cli import _params, _run
+
+    _params(params)
+    _prepare()
+    from flows.drift import drift_check
+
+    doc = _run(drift_check, params_path=str(params), recent=str(recent) if recent else None,
+               since_hours=since_hours, trigger_retrain=retrain)
+    for c in doc["channels"]:
+        typer.echo(f"{c['channel']:>8}: {doc['method']}={c['stat']:.4f}"
+                   f"{'  DRIFT' if c['drifted'] else ''}")
+    typer.echo(json.dumps({k: doc[k] for k in ("drifted", "n_drifted", "n_recent", "report_path",
+                                              "retrain_flow_run_id")}))
+    if doc["drifted"]:
+        raise typer.Exit(3)

@@ -20,8 +20,8 @@ GOOD = {"parity_max_abs_diff": 1e-6, "latency_p50_ms": 0.1}
 
 def _tiny_onnx() -> onnx.ModelProto:
     node = helper.make_node("Identity", ["window"], ["probs"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("window", TensorProto.FLOAT, [None, 2])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [None, 2])])
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 2]) for n in ("window", "probs")]
+    graph = helper.make_graph([node], "g", io[:1], io[1:])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 

@@ -34,7 +34,8 @@ def test_pipeline_to_champion_then_gate_and_rollback(project: Params) -> None:
     run = client.get_run(champion.run_id)
     # the run carries params, per-epoch metrics, final/test/export metrics, digest and commit
     assert run.data.params["train.model"] == "cnn1d"
-    assert {"val_macro_f1", "test_macro_f1", "parity_max_abs_diff", "latency_p50_ms"} <= run.data.metrics.keys()
+    expected = {"val_macro_f1", "test_macro_f1", "parity_max_abs_diff", "latency_p50_ms"}
+    assert expected <= run.data.metrics.keys()
     assert len(client.get_metric_history(run.info.run_id, "val_macro_f1")) == project.train.epochs
     assert len(run.data.tags["data_digest"]) == 64 and run.data.tags["git_commit"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
@@ -105,8 +106,8 @@ def test_cv_protocol_table(project: Params) -> None:
 def test_cli_bad_model_file_is_a_clear_error(project: Params, tmp_path: Path) -> None:
     (project.train.out_dir / "trained").mkdir(parents=True)
     (project.train.out_dir / "trained" / "meta.json").write_text("not json at all")
-    res = subprocess.run([sys.executable, "-m", "har.cli", "evaluate", "--params", str(tmp_path / "params.yaml")],
-                         capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "har.cli", "evaluate", "--params", str(tmp_path / "params.yaml")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1
     assert "meta.json: not a har model description" in res.stderr
     assert "Traceback" not in res.stderr

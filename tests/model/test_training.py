@@ -142,7 +142,8 @@ def test_weights_that_do_not_fit(project: Params, tmp_path: Path) -> None:
 def test_save_load_roundtrip(project: Params, tmp_path: Path) -> None:
     data = load_split_data(project.preprocess.out_dir, project.preprocess.classes)
     torch.manual_seed(0)
-    model = TrainedModel(_meta(project, data, "tinyhar"), net=build_model("tinyhar", project.train, 6, 12).eval())
+    net = build_model("tinyhar", project.train, 6, 12).eval()
+    model = TrainedModel(_meta(project, data, "tinyhar"), net=net)
     model.save(tmp_path / "m")
     again = TrainedModel.load(tmp_path / "m")
     X = data.windows.X[:16]
