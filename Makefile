@@ -7,6 +7,8 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_ENABLE_TELEMETRY := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
 .PHONY: setup run test lint bench clean
 
@@ -20,8 +22,9 @@ $(BIN)/har: pyproject.toml
 
 setup: $(BIN)/har
 
+# the whole pipeline through DVC: data → validated windows → model → ONNX → registered champion
 run: setup
-	$(BIN)/har run
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 test: setup
 	$(BIN)/ruff check .
@@ -29,6 +32,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/latency.py
+	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/orchestration.py
+	$(BIN)/python benchmarks/quality.py   # long: every model, 10 subject folds
 
 clean:
-	rm -rf data/raw data/interim data/processed reports
+	rm -rf data/raw data/interim data/processed reports models mlartifacts mlflow.db

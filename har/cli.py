@@ -118,8 +118,12 @@ def preprocess(
 
 
 @app.command("run")
-def run_all(params: ParamsOpt = Path("params.yaml")) -> None:
-    """The whole data pipeline: fetch → ingest → validate → preprocess."""
+def run_all(
+    data_only: Annotated[bool, typer.Option("--data-only", help="Stop after preprocess.")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """The whole pipeline: fetch → ingest → validate → preprocess → train → evaluate → export →
+    register → promote (what `dvc repro` runs, without DVC's caching)."""
     from har import stages
 
     p = _params(params)
@@ -128,8 +132,19 @@ def run_all(params: ParamsOpt = Path("params.yaml")) -> None:
     typer.echo(_run(stages.validate, p, windows=False))
     stats = _run(stages.preprocess, p)
     typer.echo(_run(stages.validate, p, windows=True))
-    typer.echo(f"pipeline done: {stats['n_windows']} windows in {p.preprocess.out_dir}")
-
+    typer.echo(f"{stats['n_windows']} windows in {p.preprocess.out_dir}")
+    if data_only:
+        return
+    trained = _run(stages.train, p)
+    typer.echo(f"trained {trained['model']}: val macro-F1 {trained['val_macro_f1']:.4f}")
+    ev = _run(stages.evaluate, p)
+    typer.echo(f"test macro-F1 {ev['macro_f1']:.4f}, accuracy {ev['accuracy']:.4f}")
+    ex = _run(stages.export, p)
+    typer.echo(f"exported {ex['onnx_path']} (parity {ex['parity_max_abs_diff']:.1e})")
+    reg = _run(stages.register, p)
+    d = _run(stages.promote, p)
+    verdict = "promoted to champion" if d["promoted"] else "not promoted"
+    typer.echo(f"{reg['name']} v{reg['version']}: {verdict}; " + "; ".join(d["reasons"]))
 
 @app.command("train")
 def train(

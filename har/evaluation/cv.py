@@ -26,8 +26,12 @@ FoldCallback = Callable[[dict], None]
 
 def cross_validate(w: Windows, classes: list[str], models: list[str], tp: TrainParams, *, folds: int,
                    n_val: int, seed: int, window_s: float, overlap: float, epochs: int,
-                   on_fold: FoldCallback | None = None, show_progress: bool = False) -> pd.DataFrame:
-    """One row per (model, fold): macro-F1, accuracy, parameters, CPU training seconds."""
+                   on_fold: FoldCallback | None = None, show_progress: bool = False,
+                   skip: Callable[[str, int], bool] | None = None) -> pd.DataFrame:
+    """One row per (model, fold): macro-F1, accuracy, parameters, CPU training seconds.
+
+    ``skip(model, fold)`` lets a long benchmark resume: folds it returns True for are not run.
+    """
     subjects = sorted(set(w.subject.tolist()))
     rows = []
     for k, fold in enumerate(group_kfold(subjects, folds, seed)):
@@ -39,6 +43,8 @@ def cross_validate(w: Windows, classes: list[str], models: list[str], tp: TrainP
         parts = {"train": train, "val": val, "test": fold["test"]}
         masks = {n: np.isin(w.subject, s) for n, s in parts.items()}
         for name in models:
+            if skip is not None and skip(name, k + 1):
+                continue
             meta = ModelMeta(model=name, classes=classes, channels=w.channels, rate_hz=w.rate_hz,
                              window_len=w.X.shape[1], window_s=window_s, overlap=overlap,
                              train_subjects=train, val_subjects=val, test_subjects=fold["test"],

@@ -36,6 +36,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["data"]["subjects"] = [1, 2, 3, 4, 5, 6]
     raw["split"].update(test_subjects=[2, 4], n_val_subjects=1, cv_folds=3)
+    raw["train"].update(epochs=2, cnn1d={"channels": [16, 32], "kernel_size": 5, "dropout": 0.1})
+    raw["registry"]["min_macro_f1"] = 0.05
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     return root
 

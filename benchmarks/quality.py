@@ -1,0 +1,159 @@
+"""Recognition quality of every model, the way the field reports it: by subject.
+
+1. The WHAR Arena protocol: 10 subject-group folds on full HAPT (12 classes), 3 s windows, 50 %
+   overlap, normalisation fitted on the training folds only; mean ± std macro-F1 per model.
+2. The official HAPT split (test subjects 2, 4, 9, 10, 12, 13, 18, 20, 24) with the pipeline's
+   own windows (data/processed), one training run per model.
+
+Results go to benchmarks/results/quality.json (one line per finished fold in quality_folds.jsonl,
+so an interrupted run resumes) and to docs/results.md beside the published WHAR Arena figures.
+
+    HAR_DATA_MIRROR=../shared/datasets .venv/bin/python benchmarks/quality.py  # after `har run`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from har.config import load_params
+from har.data.ingest import read_recordings
+from har.evaluation.cv import cross_validate, summarize
+from har.evaluation.metrics import classification_metrics
+from har.logging import get_logger, setup_logging
+from har.models import ALL_MODELS
+from har.preprocess.windows import make_windows
+from har.training.bundle import ModelMeta
+from har.training.data import load_split_data
+from har.training.train import fit_model
+
+RESULTS = Path("benchmarks/results")
+# WHAR Arena, HAPT, 10-fold subject protocol (macro-F1), as published
+PUBLISHED = {"CNN-HAR": 0.848, "DANA": 0.836, "TinyHAR": 0.810, "DeepConvLSTM": 0.773, "random forest": 0.671}
+log = get_logger("quality")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--models", nargs="+", default=list(ALL_MODELS))
+    ap.add_argument("--folds", type=int, default=None, help="default: evaluate.cv_folds")
+    ap.add_argument("--epochs", type=int, default=None, help="CV epochs (default: evaluate.cv_epochs)")
+    ap.add_argument("--epochs-for", nargs="*", default=[], metavar="MODEL=N",
+                    help="per-model CV epochs, e.g. deepconvlstm=15 (CPU budget)")
+    ap.add_argument("--skip-official", action="store_true")
+    ap.add_argument("--skip-cv", action="store_true")
+    ap.add_argument("--docs", type=Path, default=Path("docs/results.md"))
+    args = ap.parse_args()
+    setup_logging("INFO")
+    p = load_params(args.params)
+    torch.set_num_threads(p.train.num_threads)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    per_model_epochs = {k: int(v) for k, v in (s.split("=") for s in args.epochs_for)}
+    folds_path = RESULTS / "quality_folds.jsonl"
+    official_path = RESULTS / "quality_official.json"
+
+    official = json.loads(official_path.read_text()) if official_path.is_file() else {}
+    if not args.skip_official:
+        data = load_split_data(p.preprocess.out_dir, p.preprocess.classes)
+        X_tr, y_tr = data.part("train")
+        X_val, y_val = data.part("val")
+        X_te, y_te = data.part("test")
+        for name in args.models:
+            if name in official:
+                continue
+            w = data.windows
+            meta = ModelMeta(model=name, classes=p.preprocess.classes, channels=w.channels, rate_hz=w.rate_hz,
+                             window_len=w.X.shape[1], window_s=p.preprocess.window_s,
+                             overlap=p.preprocess.overlap, train_params=p.train.model_dump(mode="json"))
+            model, rep = fit_model(p.train, meta, X_tr, y_tr, X_val, y_val, show_progress=False)
+            m = classification_metrics(y_te, model.predict_proba(X_te).argmax(1), p.preprocess.classes)
+            official[name] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_params": meta.n_params,
+                              "train_seconds": rep.train_seconds, "epochs_run": rep.epochs_run,
+                              "val_macro_f1": rep.val_macro_f1}
+            log.info("official split %s: macro-F1 %.4f acc %.4f (%.0f s)", name, m["macro_f1"], m["accuracy"],
+                     rep.train_seconds)
+            official_path.write_text(json.dumps(official, indent=2))
+
+    rows = [json.loads(line) for line in folds_path.read_text().splitlines()] if folds_path.is_file() else []
+    if not args.skip_cv:
+        ev, pp = p.evaluate, p.preprocess
+        df, meta = read_recordings(p.data.interim_path)
+        w = make_windows(df, float(meta["sampling_rate_hz"]), pp.target_rate_hz, ev.cv_window_s,
+                         ev.cv_overlap, pp.label_policy, pp.min_purity, pp.classes,
+                         [c for c in ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+                          if df[c].notna().any()], pp.gravity_split, pp.gravity_cutoff_hz)
+        log.info("CV windows: %s (%.1f s, %.0f %% overlap)", w.X.shape, ev.cv_window_s, 100 * ev.cv_overlap)
+        done = {(r["model"], r["fold"]) for r in rows}
+        for name in args.models:  # model by model, so the cheap ones finish first
+            epochs = per_model_epochs.get(name, args.epochs or ev.cv_epochs)
+            def record(row: dict) -> None:
+                rows.append(row)
+                with folds_path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                log.info("CV %s fold %d: macro-F1 %.4f (%.0f s)", row["model"], row["fold"], row["macro_f1"],
+                         row["train_seconds"])
+
+            cross_validate(w, pp.classes, [name], p.train, folds=args.folds or ev.cv_folds,
+                           n_val=p.split.n_val_subjects, seed=p.split.seed, window_s=ev.cv_window_s,
+                           overlap=ev.cv_overlap, epochs=epochs,
+                           on_fold=record, skip=lambda m, k: (m, k) in done)
+    results = pd.DataFrame(rows)
+    summary = summarize(results) if len(results) else pd.DataFrame()
+    cv_epochs = {m: per_model_epochs.get(m, args.epochs or p.evaluate.cv_epochs) for m in args.models}
+    out = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+           "cv": summary.to_dict(orient="records"), "official": official, "cv_epochs": cv_epochs,
+           "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    (RESULTS / "quality.json").write_text(json.dumps(out, indent=2))
+    args.docs.write_text(render(out, results))
+    print(args.docs.read_text())
+
+
+def render(out: dict, folds: pd.DataFrame) -> str:
+    lines = ["# Results", "",
+             "Measured by `benchmarks/quality.py` on this project's CPU machine (2 cores), "
+             f"{out['time']}. Every figure is by subject: no subject's windows are in both training "
+             "and test.",
+             "", "## HAPT, 10-fold subject protocol (WHAR Arena): 12 classes, 3 s windows, 50 % overlap", "",
+             "| model | macro-F1 (mean ± std) | accuracy | parameters | CPU s / fold | epochs | folds |",
+             "|---|---|---|---|---|---|---|"]
+    for r in out["cv"]:
+        lines.append(f"| {r['model']} | **{r['macro_f1_mean']:.3f} ± {r['macro_f1_std']:.3f}** | "
+                     f"{r['accuracy_mean']:.3f} | {int(r['n_params']):,} | "
+                     f"{r['train_seconds_per_fold']:.0f} | "
+                     f"{out['cv_epochs'].get(r['model'], '')} | {r['folds']} |")
+    lines += ["", "Published on the same protocol (WHAR Arena, HAPT macro-F1): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in PUBLISHED.items()) + ".", ""]
+    if out["official"]:
+        lines += ["## Official HAPT split (test subjects 2, 4, 9, 10, 12, 13, 18, 20, 24), 2.56 s windows",
+                  "",
+                  "| model | test macro-F1 | test accuracy | val macro-F1 | parameters | CPU s | epochs |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, r in sorted(out["official"].items(), key=lambda kv: -kv[1]["macro_f1"]):
+            lines.append(f"| {name} | {r['macro_f1']:.3f} | {r['accuracy']:.3f} | {r['val_macro_f1']:.3f} | "
+                         f"{r['n_params']:,} | {r['train_seconds']:.0f} | {r['epochs_run']} |")
+        lines.append("")
+    if len(folds):
+        lines += ["## Per fold (macro-F1)", "", folds.pivot(index="fold", columns="model", values="macro_f1")
+                  .round(3).to_markdown() if _has_tabulate() else folds.to_csv(index=False), ""]
+    return "\n".join(lines)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
