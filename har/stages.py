@@ -88,7 +88,7 @@ def preprocess(p: Params) -> dict:
 
     df, meta = read_recordings(p.data.interim_path)
     pp, sp = p.preprocess, p.split
-    return run_preprocess(
+    stats = run_preprocess(
         df, float(meta["sampling_rate_hz"]), pp.out_dir,
         target_rate_hz=pp.target_rate_hz, window_s=pp.window_s, overlap=pp.overlap,
         label_policy=pp.label_policy, min_purity=pp.min_purity, gravity_split=pp.gravity_split,
@@ -96,6 +96,11 @@ def preprocess(p: Params) -> dict:
         test_subjects=sp.test_subjects, n_val=sp.n_val_subjects, cv_folds=sp.cv_folds,
         seed=sp.seed,
     )
+    # per-channel statistics of the training windows: the reference the drift monitor compares to
+    from har.monitoring.reference import write_reference_stats
+
+    write_reference_stats(p)
+    return stats
 
 
 # ----------------------------------------------------------------------------------------------

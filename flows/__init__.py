@@ -1,0 +1,1 @@
+"""Prefect flows: the training pipeline, the drift check and the served deployments."""

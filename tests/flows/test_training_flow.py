@@ -1,0 +1,143 @@
+"""The training flow on HAPT subjects 1-6 against a temporary Prefect API: full run, cache hits on
+the second run, a missing output re-runs its stage, a validation failure fails the flow."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MIRROR = os.environ.get("HAR_DATA_MIRROR")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not MIRROR, reason="HAR_DATA_MIRROR not set"),
+    pytest.mark.usefixtures("prefect_api"),
+]
+ALL = ["fetch", "ingest", "validate", "preprocess", "validate_windows", "reference", "train",
+       "evaluate", "export", "register", "promote"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, make_project: Any) -> Iterator[Path]:
+    root = make_project(tmp_path_factory.mktemp("flow-project"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        yield root
+
+
+def _artifacts(flow_run_id: Any, key: str) -> list[dict[str, Any]]:
+    """Artifacts of one flow run through the REST API (the 3.8.8 client sends nulls it rejects)."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    body = {"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [str(flow_run_id)]}},
+            "limit": 10, "offset": 0, "sort": "CREATED_DESC"}
+    res = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30)
+    res.raise_for_status()
+    return res.json()
+
+
+def _mlflow_runs(root: Path) -> int:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+    return sum(len(client.search_runs([e.experiment_id])) for e in client.search_experiments())
+
+
+def _champion() -> str | None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+    try:
+        return str(client.get_model_version_by_alias("har-activity", "champion").version)
+    except MlflowException:
+        return None
+
+
+@pytest.fixture(scope="module")
+def first_run(project: Path) -> tuple[Any, dict]:
+    from flows.training import training_pipeline
+
+    state = training_pipeline(params_path="params.yaml", return_state=True)
+    assert state.is_completed(), state.message
+    return state, state.result()
+
+
+def test_full_run_completes_with_artifacts(project: Path, first_run: tuple[Any, dict]) -> None:
+    state, out = first_run
+    assert list(out["states"]) == ALL
+    assert set(out["states"].values()) == {"Completed"}
+    m = out["metrics"]
+    assert 0 <= m["macro_f1"] <= 1 and 0 <= m["accuracy"] <= 1 and m["latency_p50_ms"] > 0
+    assert out["promotion"]["promoted"] is True
+    assert _champion() == str(out["promotion"]["version"])
+    assert (project / "data/processed/reference_stats.json").is_file()
+    run_id = state.state_details.flow_run_id
+    table = _artifacts(run_id, "har-metrics")
+    assert table and "macro_f1" in str(table[0]['data']) and "promoted" in str(table[0]['data'])
+    link = _artifacts(run_id, "mlflow-run")
+    assert link and out["run_id"] in str(link[0]['data']) and "#/experiments/" in str(link[0]['data'])
+    image = _artifacts(run_id, "confusion-matrix")
+    assert image and str(image[0]['data']).startswith("data:image/png;base64,")
+
+
+def test_second_run_hits_the_cache(project: Path, first_run: tuple[Any, dict]) -> None:
+    from flows.training import training_pipeline
+
+    runs_before = _mlflow_runs(project)
+    out = training_pipeline(params_path="params.yaml")
+    cached = {k for k, v in out["states"].items() if v == "Cached"}
+    assert cached == set(ALL) - {"promote"}, out["states"]
+    assert out["states"]["promote"] == "Completed"  # reads the live registry: never cached
+    assert _mlflow_runs(project) == runs_before  # train did not run again
+    assert out["run_id"] == first_run[1]["run_id"]
+
+
+def test_missing_output_reruns_its_stage(project: Path, first_run: tuple[Any, dict]) -> None:
+    from flows.training import training_pipeline
+
+    (project / "data/processed/reference_stats.json").unlink()
+    out = training_pipeline(params_path="params.yaml", stop_after="preprocess")
+    assert out["states"]["reference"] == "Completed"
+    assert out["states"]["preprocess"] == "Cached"
+    assert (project / "data/processed/reference_stats.json").is_file()
+
+
+def test_changed_train_params_retrain_only(project: Path, first_run: tuple[Any, dict]) -> None:
+    from flows.training import cache_key, load_params
+
+    p, q = load_params(Path("params.yaml")), load_params(Path("params.yaml"), {"train.epochs": 3})
+    r = load_params(Path("params.yaml"), {"serve.port": 9000})
+    assert cache_key(p, "train", None) != cache_key(q, "train", None)
+    assert cache_key(p, "preprocess", None) == cache_key(q, "preprocess", None)
+    assert cache_key(p, "train", None) == cache_key(r, "train", None)
+
+
+def test_validation_failure_fails_flow_and_keeps_champion(project: Path,
+                                                          first_run: tuple[Any, dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from flows.training import training_pipeline
+
+    champion = _champion()
+    runs_before = _mlflow_runs(project)
+    interim = project / "data/interim/recordings.parquet"
+    table = pq.read_table(interim)
+    df = table.to_pandas()
+    df.loc[df.index[100:110], "acc_x"] = 99.0  # beyond any phone accelerometer (16 g)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(
+        table.schema.metadata), interim)
+
+    state = training_pipeline(params_path="params.yaml", return_state=True)
+    assert state.is_failed()
+    report = _artifacts(state.state_details.flow_run_id, "validation-report")
+    assert report and "acc_x" in str(report[0]['data']) and "Nothing was trained" in str(report[0]['data'])
+    assert (project / "reports/validation.failed.json").is_file()
+    assert _champion() == champion
+    assert _mlflow_runs(project) == runs_before
