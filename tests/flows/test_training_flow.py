@@ -65,6 +65,9 @@ def first_run(project: Path) -> tuple[Any, dict]:
 
     state = training_pipeline(params_path="params.yaml", return_state=True)
     assert state.is_completed(), state.message
+    import shutil
+
+    shutil.copy(project / "models/trained/model.pt", project / "first_flow_model.pt")  # later tests retrain
     return state, state.result()
 
 
@@ -141,3 +144,22 @@ def test_validation_failure_fails_flow_and_keeps_champion(project: Path,
     assert (project / "reports/validation.failed.json").is_file()
     assert _champion() == champion
     assert _mlflow_runs(project) == runs_before
+
+
+def test_flow_model_equals_direct_stage_model(project: Path, first_run: tuple[Any, dict],
+                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow trains the same model as the stages called directly (what `har`/`dvc repro` run)."""
+    import torch
+
+    from har import stages
+    from har.config import load_params
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    p = load_params(project / "params.yaml")
+    p.train.out_dir, p.train.reports_dir = tmp_path / "models", tmp_path / "reports"
+    stages.train(p, show_progress=False)
+    direct = torch.load(tmp_path / "models/trained/model.pt", weights_only=True)["state_dict"]
+    flow = torch.load(project / "first_flow_model.pt", weights_only=True)["state_dict"]
+    assert direct.keys() == flow.keys()
+    for key in direct:
+        assert torch.equal(direct[key], flow[key]), key
