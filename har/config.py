@@ -121,6 +121,8 @@ class TrainParams(_Section):
     weight_decay: float = Field(1e-2, ge=0)
     schedule: Literal["onecycle", "cosine"] = "onecycle"
     patience: int = Field(10, ge=1, description="epochs without val macro-F1 gain before stopping")
+    # one-cycle keeps the learning rate high for the first half: stopping then cuts the anneal short
+    min_epochs: int = Field(20, ge=1, description="no early stop before this many epochs")
     grad_clip: float = Field(1.0, gt=0)
     class_weighted: bool = True
     seed: int = 42

@@ -148,7 +148,7 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 bad += 1
-            stopped = bad >= tp.patience
+            stopped = bad >= tp.patience and epoch + 1 >= tp.min_epochs
             log.info("epoch %d/%d loss %.4f val macro-F1 %.4f%s", epoch + 1, epochs,
                      metrics["train_loss"], val_f1, " (best)" if best_epoch == epoch + 1 else "")
             if ckpt is not None:
