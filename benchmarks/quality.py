@@ -6,7 +6,8 @@
    own windows (data/processed), one training run per model.
 
 Results go to benchmarks/results/quality.json (one line per finished fold in quality_folds.jsonl,
-so an interrupted run resumes) and to docs/results.md beside the published WHAR Arena figures.
+so an interrupted run resumes); benchmarks/report.py puts them in docs/results.md beside the
+published WHAR Arena figures.
 
     HAR_DATA_MIRROR=../shared/datasets .venv/bin/python benchmarks/quality.py  # after `har run`
 """
@@ -35,8 +36,6 @@ from har.training.data import load_split_data
 from har.training.train import fit_model
 
 RESULTS = Path("benchmarks/results")
-# WHAR Arena, HAPT, 10-fold subject protocol (macro-F1), as published
-PUBLISHED = {"CNN-HAR": 0.848, "DANA": 0.836, "TinyHAR": 0.810, "DeepConvLSTM": 0.773, "random forest": 0.671}
 log = get_logger("quality")
 
 
@@ -50,7 +49,6 @@ def main() -> None:
                     help="per-model CV epochs, e.g. deepconvlstm=15 (CPU budget)")
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--skip-cv", action="store_true")
-    ap.add_argument("--docs", type=Path, default=Path("docs/results.md"))
     args = ap.parse_args()
     setup_logging("INFO")
     p = load_params(args.params)
@@ -112,46 +110,12 @@ def main() -> None:
            "cv": summary.to_dict(orient="records"), "official": official, "cv_epochs": cv_epochs,
            "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     (RESULTS / "quality.json").write_text(json.dumps(out, indent=2))
-    args.docs.write_text(render(out, results))
-    print(args.docs.read_text())
+    if len(results):
+        print(results.pivot(index="fold", columns="model", values="macro_f1").round(3).to_string())
+    print(json.dumps(out["cv"], indent=1))
+    from report import main as write_report  # benchmarks/report.py: docs/results.md from every result
 
-
-def render(out: dict, folds: pd.DataFrame) -> str:
-    lines = ["# Results", "",
-             "Measured by `benchmarks/quality.py` on this project's CPU machine (2 cores), "
-             f"{out['time']}. Every figure is by subject: no subject's windows are in both training "
-             "and test.",
-             "", "## HAPT, 10-fold subject protocol (WHAR Arena): 12 classes, 3 s windows, 50 % overlap", "",
-             "| model | macro-F1 (mean ± std) | accuracy | parameters | CPU s / fold | epochs | folds |",
-             "|---|---|---|---|---|---|---|"]
-    for r in out["cv"]:
-        lines.append(f"| {r['model']} | **{r['macro_f1_mean']:.3f} ± {r['macro_f1_std']:.3f}** | "
-                     f"{r['accuracy_mean']:.3f} | {int(r['n_params']):,} | "
-                     f"{r['train_seconds_per_fold']:.0f} | "
-                     f"{out['cv_epochs'].get(r['model'], '')} | {r['folds']} |")
-    lines += ["", "Published on the same protocol (WHAR Arena, HAPT macro-F1): "
-              + ", ".join(f"{k} {v:.3f}" for k, v in PUBLISHED.items()) + ".", ""]
-    if out["official"]:
-        lines += ["## Official HAPT split (test subjects 2, 4, 9, 10, 12, 13, 18, 20, 24), 2.56 s windows",
-                  "",
-                  "| model | test macro-F1 | test accuracy | val macro-F1 | parameters | CPU s | epochs |",
-                  "|---|---|---|---|---|---|---|"]
-        for name, r in sorted(out["official"].items(), key=lambda kv: -kv[1]["macro_f1"]):
-            lines.append(f"| {name} | {r['macro_f1']:.3f} | {r['accuracy']:.3f} | {r['val_macro_f1']:.3f} | "
-                         f"{r['n_params']:,} | {r['train_seconds']:.0f} | {r['epochs_run']} |")
-        lines.append("")
-    if len(folds):
-        lines += ["## Per fold (macro-F1)", "", folds.pivot(index="fold", columns="model", values="macro_f1")
-                  .round(3).to_markdown() if _has_tabulate() else folds.to_csv(index=False), ""]
-    return "\n".join(lines)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    write_report()
 
 
 if __name__ == "__main__":
