@@ -190,11 +190,18 @@ def train(p: Params, *, resume: bool = False, show_progress: bool = True) -> dic
     exp_id = setup_mlflow(p)
     section = {k: v for k, v in tp.model_dump(mode="json").items()
                if k not in {"cnn1d", "deepconvlstm", "tinyhar", "classic"} or k == tp.model}
-    with mlflow.start_run(run_name=f"train-{tp.model}") as run:
+    # --resume continues the interrupted MLflow run too, so its per-epoch curves stay whole
+    run_marker = tp.out_dir / "checkpoints" / "mlflow_run_id"
+    previous = run_marker.read_text().strip() if resume and run_marker.is_file() else None
+    with (mlflow.start_run(run_id=previous) if previous else
+          mlflow.start_run(run_name=f"train-{tp.model}")) as run:
+        run_marker.parent.mkdir(parents=True, exist_ok=True)
+        run_marker.write_text(run.info.run_id)
         mlflow.set_tags({"git_commit": git_commit(), "data_digest": digest, "stage": "train",
                          "model": tp.model, "test_subjects": json.dumps(data.splits["test"])})
-        mlflow.log_params(flatten({"train": section, "preprocess": pp.model_dump(mode="json"),
-                                   "split": p.split.model_dump(mode="json")}))
+        if previous is None:  # params are immutable in MLflow; a resumed run already has them
+            mlflow.log_params(flatten({"train": section, "preprocess": pp.model_dump(mode="json"),
+                                       "split": p.split.model_dump(mode="json")}))
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=epoch)

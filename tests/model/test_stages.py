@@ -111,3 +111,13 @@ def test_cli_bad_model_file_is_a_clear_error(project: Params, tmp_path: Path) ->
     assert res.returncode == 1
     assert "meta.json: not a har model description" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_resume_continues_the_mlflow_run(project: Params) -> None:
+    project.train.epochs = 2
+    first = stages.train(project, show_progress=False)
+    again = stages.train(project, resume=True, show_progress=False)
+    assert again["run_id"] == first["run_id"]
+    client = mlflow.MlflowClient()
+    assert len(client.get_metric_history(first["run_id"], "val_macro_f1")) == 2  # nothing re-run
+    assert again["val_macro_f1"] == pytest.approx(first["val_macro_f1"])
