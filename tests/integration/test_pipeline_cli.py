@@ -23,7 +23,8 @@ HAR = [sys.executable, "-m", "har.cli"]  # the console script, in this interpret
 
 
 def _har(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    env["GX_ANALYTICS_ENABLED"] = "false"
     return subprocess.run([*HAR, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=900)
 
