@@ -30,8 +30,17 @@ def setup_mlflow(p: Params) -> str:
 
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     uri = tracking_uri(p)
+    # MLflow's setters also export MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI into os.environ, where
+    # they would be mistaken for the user's choice (env wins over params) by every later call and
+    # subprocess; keep the environment as the user set it.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     exp = mlflow.get_experiment_by_name(p.tracking.experiment)
     if exp is not None:
         mlflow.set_experiment(experiment_id=exp.experiment_id)
