@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=None, help="default: evaluate.cv_folds")
     ap.add_argument("--epochs", type=int, default=None, help="CV epochs (default: evaluate.cv_epochs)")
     ap.add_argument("--epochs-for", nargs="*", default=[], metavar="MODEL=N",
-                    help="per-model CV epochs, e.g. deepconvlstm=15 (CPU budget)")
+                    help="per-model epochs for both protocols, e.g. deepconvlstm=8 (CPU budget)")
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--skip-cv", action="store_true")
     args = ap.parse_args()
@@ -71,7 +71,8 @@ def main() -> None:
             meta = ModelMeta(model=name, classes=p.preprocess.classes, channels=w.channels, rate_hz=w.rate_hz,
                              window_len=w.X.shape[1], window_s=p.preprocess.window_s,
                              overlap=p.preprocess.overlap, train_params=p.train.model_dump(mode="json"))
-            model, rep = fit_model(p.train, meta, X_tr, y_tr, X_val, y_val, show_progress=False)
+            model, rep = fit_model(p.train, meta, X_tr, y_tr, X_val, y_val, show_progress=False,
+                                   epochs=per_model_epochs.get(name))
             m = classification_metrics(y_te, model.predict_proba(X_te).argmax(1), p.preprocess.classes)
             official[name] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_params": meta.n_params,
                               "train_seconds": rep.train_seconds, "epochs_run": rep.epochs_run,
