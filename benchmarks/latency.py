@@ -1,13 +1,17 @@
-"""Inference latency: ONNX Runtime against torch eager on the same model, in one process.
+"""Inference latency: ONNX Runtime against torch eager on the same trained network, in one process.
 
-Usage: python benchmarks/latency.py [--onnx PATH] [--model cnn1d] [--runs 2000]
+Usage: python benchmarks/latency.py [--onnx PATH] [--trained DIR] [--model NAME] [--runs 2000]
 
-The torch model is built with ``har.models.build_model`` (architecture from ``--model``, else the
-ONNX file's ``har.model`` metadata, else params ``train.model``; random weights: latency does not
-depend on their values), wrapped with the softmax of the export contract, and exported to a
-temporary ONNX file, so both runtimes execute exactly the same network. If ``har.models`` is
-missing, the serving fixture model is used and the output says so. The deployed ONNX (``--onnx``,
-else ``serve.model_uri``, else models/model.onnx) is timed with ONNX Runtime as well when it exists.
+Default source: the champion (``serve.model_uri`` of ``--params``, resolved through MLflow), else
+models/model.onnx; ``--onnx`` names a file instead. The torch side is the trained model that was
+exported, ``har.training.bundle.TrainedModel.load(models/trained)`` (its ``.net`` plus the softmax
+of the export contract, so both runtimes compute the same probabilities; checked before timing).
+Without models/trained (or for a classic model) only ONNX Runtime is timed, and the output says so.
+
+``--model NAME`` (cnn1d, deepconvlstm, tinyhar) compares architectures instead: an untrained
+``har.models.build_model(NAME, TrainParams(), 6, 12)`` (seed 0, classes from ``--params``; latency
+does not depend on the weight values) is exported with ``har.export.onnx.export_onnx`` to a
+temporary folder and timed on both.
 
 Batch 1: intra-op threads 1 for both runtimes (fastest for single windows; the server's setting).
 Batched: ``--batch`` windows per call with ``--batch-threads`` threads. Results go to
@@ -31,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
+CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 
 
 def _time_calls(fn: Callable[[], object], runs: int, warmup: int = 50) -> np.ndarray:
@@ -58,66 +63,78 @@ def _stats(ms: np.ndarray) -> dict[str, float]:
             "mean_ms": float(ms.mean())}
 
 
-def _deployed_onnx(arg: str | None, params_path: Path) -> Path | None:
-    if arg:
-        return Path(arg)
+def champion_onnx(params_path: Path) -> tuple[Path | None, str]:
+    """The deployed model: ``serve.model_uri`` (registry alias/version or a path), else
+    models/model.onnx. Returns (path or None, where it came from)."""
     try:
         from har.config import load_params
-        from har.serving.model import parse_model_uri, resolve_tracking_uri
+        from har.serving.model import parse_model_uri, resolve_tracking_uri, resolve_version
 
         p = load_params(params_path)
         target = parse_model_uri(p.serve.model_uri)
         if isinstance(target, Path):
-            return target
+            return target, f"serve.model_uri {target}"
         import mlflow.artifacts
 
-        from har.serving.model import resolve_version
-
-        mv = resolve_version(target, resolve_tracking_uri(p.tracking.uri))
+        tracking = resolve_tracking_uri(p.tracking.uri)
+        mv = resolve_version(target, tracking)
         local = Path(mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{target.name}/{mv.version}", dst_path=tempfile.mkdtemp(),
-            tracking_uri=resolve_tracking_uri(p.tracking.uri)))
-        found = sorted(local.rglob("model.onnx"))
+            tracking_uri=tracking))
+        found = sorted(local.rglob("*.onnx"))
         if found:
-            return found[0]
-    except Exception as err:  # no registry / no model: fall back below, and say so
-        print(f"serve.model_uri not resolvable ({str(err).splitlines()[0][:120]}); "
-              "trying models/model.onnx")
+            return found[0], f"{p.serve.model_uri} (version {mv.version})"
+        print(f"{p.serve.model_uri}: version {mv.version} holds no .onnx file")
+    except Exception as err:  # no registry / no alias: fall back below, and say so
+        print(f"serve.model_uri not resolvable ({str(err).splitlines()[0][:120]}); trying models/model.onnx")
     fallback = Path("models/model.onnx")
-    return fallback if fallback.is_file() else None
+    return (fallback, str(fallback)) if fallback.is_file() else (None, "none")
 
 
-def _torch_model(name: str, params_path: Path, n_channels: int, n_classes: int):  # noqa: ANN202
+def _with_softmax(net):  # noqa: ANN001, ANN202 - torch modules
     import torch
 
-    try:
-        from har.config import load_params
-        from har.models import build_model
+    return torch.nn.Sequential(net, torch.nn.Softmax(dim=-1)).eval()
 
-        tp = load_params(params_path).train
-        net = build_model(name, tp, n_channels, n_classes)
-        source = f"har.models.build_model({name!r}) + softmax (random weights)"
-    except Exception as err:  # har.models not there (yet) or the name is not a deep model
-        from har.serving.fixture_model import build_tiny_model
 
-        print(f"har.models unusable ({err}); using the serving fixture model instead")
-        return build_tiny_model(n_channels, n_classes), "har.serving.fixture_model (fallback)"
+def untrained_export(name: str, out_dir: Path, params_path: Path):  # noqa: ANN201
+    """``build_model(name, TrainParams(), 6, 12)`` (seed 0) exported by har.export → (onnx, torch net)."""
+    import torch
 
-    class WithSoftmax(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
+    from har.config import TrainParams, load_params
+    from har.export.onnx import export_onnx
+    from har.models import build_model
+    from har.training.bundle import ModelMeta, TrainedModel
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(self.inner(x), dim=1)
+    tp = TrainParams()
+    classes = load_params(params_path).preprocess.classes
+    torch.manual_seed(0)
+    net = build_model(name, tp, len(CHANNELS), len(classes)).eval()
+    meta = ModelMeta(model=name, classes=classes, channels=CHANNELS, rate_hz=50.0, window_len=128,
+                     window_s=2.56, overlap=0.5, train_params=tp.model_dump(mode="json"))
+    path = export_onnx(TrainedModel(meta, net=net), out_dir / f"{name}.onnx")
+    return path, _with_softmax(net)
 
-    return WithSoftmax(net).eval(), source
+
+def trained_torch(trained_dir: Path):  # noqa: ANN201
+    """The torch side for a deployed ONNX: models/trained's network (+ softmax), or None and why."""
+    from har.training.bundle import TrainedModel
+
+    if not (trained_dir / "meta.json").is_file():
+        return None, f"{trained_dir}: no trained model (run `har train`); torch eager NOT timed"
+    model = TrainedModel.load(trained_dir)
+    if not model.is_deep:
+        return None, f"{trained_dir}: a {model.meta.model} model has no torch network; torch eager NOT timed"
+    return _with_softmax(model.net), f"TrainedModel.load({trained_dir}).net ({model.meta.model}) + softmax"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--onnx", help="deployed ONNX file (default: serve.model_uri, models/model.onnx)")
-    ap.add_argument("--model", help="architecture for the torch/ONNX comparison")
+    ap.add_argument("--onnx", type=Path, help="ONNX file to time (default: the champion, models/model.onnx)")
+    ap.add_argument("--trained", type=Path, default=Path("models/trained"),
+                    help="`har train` output whose network is the torch side (default: models/trained)")
+    ap.add_argument("--model", choices=["cnn1d", "deepconvlstm", "tinyhar"],
+                    help="time an untrained build_model(NAME) exported to a temp dir instead")
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--runs", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=256)
@@ -128,74 +145,75 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from har.serving.fixture_model import export_onnx
     from har.serving.model import make_session, open_onnx
 
-    deployed = _deployed_onnx(args.onnx, args.params)
-    spec = open_onnx(deployed, str(deployed)).spec if deployed and deployed.is_file() else None
-    classes = spec.classes if spec else [f"c{i}" for i in range(12)]
-    channels = spec.channels if spec else ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
-    window_len = spec.window_len if spec else 128
-    name = args.model or (spec.model_type if spec and spec.model_type != "unknown" else None)
-    if name is None:
-        from har.config import load_params
-
-        name = load_params(args.params).train.model
-    model, source = _torch_model(name, args.params, len(channels), len(classes))
-
-    tmp = Path(tempfile.mkdtemp()) / "bench.onnx"
-    export_onnx(model, tmp, classes, channels, window_len=window_len, model_type=name)
+    if args.model:
+        onnx_path, net = untrained_export(args.model, Path(tempfile.mkdtemp()), args.params)
+        source = f"untrained har.models.build_model({args.model!r}, TrainParams()) via har.export"
+        torch_source = "the same network + softmax"
+    else:
+        onnx_path, source = (args.onnx, str(args.onnx)) if args.onnx else champion_onnx(args.params)
+        if onnx_path is None or not onnx_path.is_file():
+            raise SystemExit(f"no ONNX model to time ({onnx_path or source}): run `har export` / "
+                             "`har promote`, pass --onnx PATH, or use --model NAME")
+        net, torch_source = trained_torch(args.trained)
+    spec = open_onnx(onnx_path, str(onnx_path)).spec
     rng = np.random.default_rng(0)
-    x1 = rng.normal(size=(1, window_len, len(channels))).astype(np.float32)
-    xb = rng.normal(size=(args.batch, window_len, len(channels))).astype(np.float32)
-    t1, tb = torch.from_numpy(x1), torch.from_numpy(xb)
+    scale = np.array([0.3] * 3 + [0.5] * (len(spec.channels) - 3))[: len(spec.channels)]
+    xb = (rng.normal(size=(args.batch, spec.window_len, len(spec.channels))) * scale).astype(np.float32)
+    x1 = xb[:1].copy()
+    s1, sb = make_session(onnx_path, 1), make_session(onnx_path, args.batch_threads)
 
     results: dict[str, object] = {
-        "model": name, "torch_model_source": source, "window": [window_len, len(channels)],
-        "batch": args.batch, "batch_threads": args.batch_threads, "runs": args.runs,
+        "model": spec.model_type, "source": source, "onnx": str(onnx_path), "torch_source": torch_source,
+        "window": [spec.window_len, len(spec.channels)], "batch": args.batch,
+        "batch_threads": args.batch_threads, "runs": args.runs,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "loadavg_1m_at_start": os.getloadavg()[0],
                     "onnxruntime": ort.__version__, "torch": torch.__version__},
     }
-    s1, sb = make_session(tmp, 1), make_session(tmp, args.batch_threads)
-    torch.set_num_threads(1)
-    with torch.inference_mode():
-        np.testing.assert_allclose(s1.run(["probs"], {"window": xb[:8]})[0], model(tb[:8]).numpy(),
-                                   atol=1e-4)
-        results["torch_eager_b1"] = _stats(_time_calls(lambda: model(t1), args.runs))
-        torch.set_num_threads(args.batch_threads)
-        results["torch_eager_batched_wps"] = _throughput(lambda: model(tb), args.batch)
+    if net is not None:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            diff = float(np.abs(s1.run(["probs"], {"window": xb[:8]})[0]
+                                - net(torch.from_numpy(xb[:8])).numpy()).max())
+        results["parity_max_abs_diff"] = diff
+        if diff > 1e-4:
+            print(f"WARNING: {torch_source} differs from {onnx_path} (max |Δp| {diff:.2g}): "
+                  "models/trained is not the exported model; the comparison is architecture-only")
+    if net is not None:
+        t1, tb = torch.from_numpy(x1), torch.from_numpy(xb)
+        with torch.inference_mode():
+            torch.set_num_threads(1)
+            results["torch_eager_b1"] = _stats(_time_calls(lambda: net(t1), args.runs))
+            torch.set_num_threads(args.batch_threads)
+            results["torch_eager_batched_wps"] = _throughput(lambda: net(tb), args.batch)
+    else:
+        print(torch_source)
     results["ort_b1"] = _stats(_time_calls(lambda: s1.run(["probs"], {"window": x1}), args.runs))
     results["ort_batched_wps"] = _throughput(lambda: sb.run(["probs"], {"window": xb}), args.batch)
-    results["speedup_b1_p50"] = results["torch_eager_b1"]["p50_ms"] / results["ort_b1"]["p50_ms"]
-    results["speedup_batched"] = results["ort_batched_wps"] / results["torch_eager_batched_wps"]
-    if deployed and deployed.is_file():
-        d1, db = make_session(deployed, 1), make_session(deployed, args.batch_threads)
-        results["deployed"] = {
-            "path": str(deployed), "model_type": spec.model_type if spec else None,
-            "ort_b1": _stats(_time_calls(lambda: d1.run(["probs"], {"window": x1}), args.runs)),
-            "ort_batched_wps": _throughput(lambda: db.run(["probs"], {"window": xb}), args.batch)}
-    else:
-        results["deployed"] = None
-        print("no deployed ONNX found; timed the exported comparison model only")
-
+    results["loadavg_1m_at_end"] = os.getloadavg()[0]
+    if net is not None:
+        results["speedup_b1_p50"] = results["torch_eager_b1"]["p50_ms"] / results["ort_b1"]["p50_ms"]
+        results["speedup_batched"] = results["ort_batched_wps"] / results["torch_eager_batched_wps"]
     results["targets"] = {"b1_p50_ms_le_0.1": results["ort_b1"]["p50_ms"] <= 0.1,
-                          "speedup_ge_5x": results["speedup_b1_p50"] >= 5,
+                          "speedup_ge_5x": results.get("speedup_b1_p50", 0) >= 5,
                           "batched_ge_50k_wps": results["ort_batched_wps"] >= 50_000}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 
-    print(f"\nmodel: {name} ({source}); {os.cpu_count()} CPUs")
-    print(f"{'runtime':<22}{'b1 p50 ms':>11}{'b1 p99 ms':>11}{f'b{args.batch} win/s':>14}")
-    te, ob = results["torch_eager_b1"], results["ort_b1"]
-    print(f"{'torch eager':<22}{te['p50_ms']:>11.4f}{te['p99_ms']:>11.4f}"
-          f"{results['torch_eager_batched_wps']:>14,.0f}")
-    print(f"{'onnxruntime':<22}{ob['p50_ms']:>11.4f}{ob['p99_ms']:>11.4f}{results['ort_batched_wps']:>14,.0f}")
-    if results["deployed"]:
-        d = results["deployed"]
-        print(f"{'onnxruntime deployed':<22}{d['ort_b1']['p50_ms']:>11.4f}{d['ort_b1']['p99_ms']:>11.4f}"
-              f"{d['ort_batched_wps']:>14,.0f}")
-    print(f"speed-up b1 p50: {results['speedup_b1_p50']:.1f}x, batched: {results['speedup_batched']:.1f}x")
+    print(f"\nmodel: {spec.model_type} from {source}; torch: {torch_source}")
+    print(f"{os.cpu_count()} CPUs, load avg {results['machine']['loadavg_1m_at_start']:.1f} at start")
+    print(f"{'runtime':<14}{'b1 p50 ms':>11}{'b1 p99 ms':>11}{f'b{args.batch} win/s':>14}")
+    ob = results["ort_b1"]
+    if net is not None:
+        te = results["torch_eager_b1"]
+        print(f"{'torch eager':<14}{te['p50_ms']:>11.4f}{te['p99_ms']:>11.4f}"
+              f"{results['torch_eager_batched_wps']:>14,.0f}")
+    print(f"{'onnxruntime':<14}{ob['p50_ms']:>11.4f}{ob['p99_ms']:>11.4f}{results['ort_batched_wps']:>14,.0f}")
+    if net is not None:
+        print(f"speed-up b1 p50: {results['speedup_b1_p50']:.1f}x, "
+              f"batched: {results['speedup_batched']:.1f}x")
     print(f"targets: {results['targets']}\nwrote {args.out}")
 
 

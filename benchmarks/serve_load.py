@@ -1,15 +1,16 @@
 """HTTP load test of `har serve`: req/s and latency percentiles for single-window requests.
 
-Usage: python benchmarks/serve_load.py [--model-uri URI|PATH] [--concurrency 16] [--requests 20000]
+Usage: python benchmarks/serve_load.py [--onnx PATH] [--concurrency 16] [--requests 20000]
        [--duration 20] [--client-processes 2] [--workers 1] [--threads 1]
 
 Starts `har serve` (uvicorn) in a subprocess on 127.0.0.1 at a free port, waits for /readyz, then
 runs ``--client-processes`` processes of httpx.AsyncClient coroutines (``--concurrency`` in all),
 each sending one 128×6 window per request until ``--requests`` are done or ``--duration`` s
 passed. The server is stopped by PID. The client runs on the same machine: its CPU competes with
-the server's, which the output reports (client CPU seconds). Without a resolvable model URI a
-cnn1d built by har.models (random weights) is exported to a temporary file and served.
-Results: benchmarks/results/serve_load.json.
+the server's, which the output reports (client CPU seconds). The model served is the champion
+(``serve.model_uri`` of ``--params``, e.g. ``models:/har-activity@champion``) or ``--onnx PATH``
+(e.g. models/model.onnx, or a file written by ``benchmarks/latency.py``'s exporter); without either
+the benchmark stops and says so. Results: benchmarks/results/serve_load.json.
 """
 
 from __future__ import annotations
@@ -42,28 +43,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _model_uri(arg: str | None, params: Path) -> str:
-    if arg:
-        return arg
+def _model_uri(onnx: Path | None, params: Path) -> str:
+    if onnx is not None:
+        if not onnx.is_file():
+            raise SystemExit(f"--onnx {onnx}: file not found")
+        return str(onnx)
     from har.config import load_params
     from har.serving.model import ModelLoadError, load_model, resolve_tracking_uri
 
     p = load_params(params)
     try:
         load_model(p.serve.model_uri, resolve_tracking_uri(p.tracking.uri))
-        return p.serve.model_uri
     except ModelLoadError as err:
-        print(f"{p.serve.model_uri} not loadable ({str(err)[:100]}...); exporting a cnn1d to a temp file")
-    from latency import _torch_model
-
-    from har.serving.fixture_model import export_onnx
-
-    classes = load_params(params).preprocess.classes
-    model, source = _torch_model("cnn1d", params, len(CHANNELS), len(classes))
-    path = Path(tempfile.mkdtemp()) / "model.onnx"
-    export_onnx(model, path, classes, CHANNELS, model_type="cnn1d")
-    print(f"serving {source} from {path}")
-    return str(path)
+        raise SystemExit(f"{p.serve.model_uri} not loadable ({str(err).splitlines()[0][:160]}); "
+                         "promote a model (`har run` / `har promote`) or pass --onnx PATH") from None
+    return p.serve.model_uri
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -115,7 +109,7 @@ def _client(url: str, body: bytes, concurrency: int, n_requests: int, duration: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model-uri")
+    ap.add_argument("--onnx", type=Path, help="serve this ONNX file instead of the champion")
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--requests", type=int, default=20_000)
@@ -126,7 +120,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
-    uri = _model_uri(args.model_uri, args.params)
+    uri = _model_uri(args.onnx, args.params)
     port = _free_port()
     log_dir = tempfile.mkdtemp(prefix="har-load-log-")
     cmd = [sys.executable, "-m", "har.cli", "serve", "--params", str(args.params), "--model-uri", uri,

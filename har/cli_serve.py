@@ -31,8 +31,9 @@ def serve(
     max_windows: Annotated[int | None, typer.Option(help="serve.max_windows")] = None,
     smoothing_windows: Annotated[int | None, typer.Option(help="serve.smoothing_windows")] = None,
     inference_log_dir: Annotated[Path | None, typer.Option(help="serve.inference_log_dir")] = None,
-    threads: Annotated[int, typer.Option(
-        help="ONNX Runtime intra-op threads per worker (1 is fastest for single windows)")] = 1,
+    threads: Annotated[int | None, typer.Option(
+        help="serve.ort_threads: ONNX Runtime intra-op threads per worker (1 is fastest for single windows)")
+    ] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     openapi: Annotated[Path | None, typer.Option(
         help="Write the OpenAPI document to this path and exit (no model needed).")] = None,
@@ -50,12 +51,13 @@ def serve(
                          "serve.reload_interval_s": reload_interval,
                          "serve.max_body_bytes": max_body_bytes, "serve.max_windows": max_windows,
                          "serve.smoothing_windows": smoothing_windows,
-                         "serve.inference_log_dir": str(inference_log_dir) if inference_log_dir else None})
+                         "serve.inference_log_dir": str(inference_log_dir) if inference_log_dir else None,
+                         "serve.ort_threads": threads})
     from har.serving.app import run_server
 
     typer.echo(f"serving {p.serve.model_uri} on http://{p.serve.host}:{p.serve.port} "
-               f"(threads={threads}, workers={workers})")
-    run_server(p.serve, _tracking_uri(p), intra_op_threads=threads, workers=workers)
+               f"(threads={p.serve.ort_threads}, workers={workers})")
+    run_server(p.serve, _tracking_uri(p), intra_op_threads=p.serve.ort_threads, workers=workers)
 
 
 def predict(

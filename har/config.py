@@ -177,6 +177,7 @@ class ServeParams(_Section):
     max_windows: int = Field(4096, ge=1)
     smoothing_windows: int = Field(3, ge=1, description="median filter length over window predictions")
     inference_log_dir: Path = Path("data/inference_log")
+    ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per server worker")
 
 
 class MonitorParams(_Section):

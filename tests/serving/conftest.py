@@ -1,4 +1,5 @@
-"""Serving fixtures: tiny ONNX models in the export contract, HAPT data, a live uvicorn server."""
+"""Serving fixtures: small cnn1d models built, trained and exported by the project's own code
+(har.models, har.training, har.export), HAPT data, a live uvicorn server."""
 
 from __future__ import annotations
 
@@ -48,30 +49,53 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         srv.__exit__(None, None, None)
 
 
-def _export(tmp: Path, name: str, model) -> Path:  # noqa: ANN001
-    from har.serving.fixture_model import export_onnx
+# The smallest sensible cnn1d: the serving tests exercise the contract, not the model's accuracy.
+TRAINED_EPOCHS = 3
+SMALL_CNN = {"channels": [16, 32], "kernel_size": 5, "dropout": 0.1}
 
-    return export_onnx(model, tmp / name, CLASSES, CHANNELS, model_type="tiny-fixture")
+
+def _small_params(**overrides: object):  # noqa: ANN202 - har.config.TrainParams
+    from har.config import TrainParams
+
+    return TrainParams(model="cnn1d", cnn1d=SMALL_CNN, **overrides)
+
+
+def _meta(tp, channels: list[str] | None = None):  # noqa: ANN001, ANN202 - har.training.bundle.ModelMeta
+    from har.training.bundle import ModelMeta
+
+    return ModelMeta(model="cnn1d", classes=CLASSES, channels=channels or CHANNELS, rate_hz=50.0,
+                     window_len=128, window_s=2.56, overlap=0.5, train_params=tp.model_dump(mode="json"))
+
+
+def _random_onnx(path: Path, seed: int, mean: np.ndarray | None = None,
+                 std: np.ndarray | None = None) -> Path:
+    """An untrained (seeded) cnn1d through the real exporter: the production contract exactly."""
+    import torch
+
+    from har.export.onnx import export_onnx
+    from har.models import build_model
+    from har.training.bundle import TrainedModel
+
+    tp = _small_params(seed=seed)
+    torch.manual_seed(seed)
+    net = build_model("cnn1d", tp, len(CHANNELS), len(CLASSES))
+    if mean is not None and std is not None:
+        net.standardize.set(mean, std)
+    return export_onnx(TrainedModel(_meta(tp), net=net.eval()), path)
 
 
 @pytest.fixture(scope="session")
 def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Untrained but deterministic (seed 0): for API mechanics that need no real data."""
-    from har.serving.fixture_model import build_tiny_model
-
     mean = np.array([0.8, 0.0, 0.1, 0, 0, 0], np.float32)
     std = np.array([0.3, 0.3, 0.3, 0.5, 0.5, 0.5], np.float32)
-    return _export(tmp_path_factory.mktemp("onnx"), "random0.onnx",
-                   build_tiny_model(len(CHANNELS), len(CLASSES), mean, std, seed=0))
+    return _random_onnx(tmp_path_factory.mktemp("onnx") / "random0.onnx", 0, mean, std)
 
 
 @pytest.fixture(scope="session")
 def random_onnx_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second, different model (seed 1) for reload tests."""
-    from har.serving.fixture_model import build_tiny_model
-
-    return _export(tmp_path_factory.mktemp("onnx"), "random1.onnx",
-                   build_tiny_model(len(CHANNELS), len(CLASSES), seed=1))
+    return _random_onnx(tmp_path_factory.mktemp("onnx") / "random1.onnx", 1)
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +128,17 @@ def hapt(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def trained_onnx(hapt: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model fitted for a few seconds on the training subjects' windows."""
+    """The small cnn1d trained by the real loop (``fit_model``, seeded) for a few epochs on the
+    training subjects' windows, then exported by the real exporter."""
+    from har.export.onnx import export_onnx
     from har.preprocess.windows import load_windows
-    from har.serving.fixture_model import train_tiny_model
+    from har.training.train import fit_model
 
     w = load_windows(hapt["windows"])
     assert w.channels[:6] == CHANNELS
-    train = np.isin(w.subject, json.loads(hapt["splits"].read_text())["train"])
-    model = train_tiny_model(w.X[train][:, :, :6], w.y[train], len(CLASSES), steps=150, hidden=16)
-    return _export(tmp_path_factory.mktemp("onnx"), "trained.onnx", model)
+    splits = json.loads(hapt["splits"].read_text())
+    X = w.X[:, :, :6].astype(np.float32, copy=False)
+    train, val = np.isin(w.subject, splits["train"]), np.isin(w.subject, splits["val"])
+    tp = _small_params(epochs=TRAINED_EPOCHS, min_epochs=1, num_threads=1)
+    model, _ = fit_model(tp, _meta(tp), X[train], w.y[train], X[val], w.y[val], show_progress=False)
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "trained.onnx")

@@ -13,8 +13,9 @@ from serving_support import CHANNELS
 
 from har.serving.timeline import Segment, label_agreement
 
-# Measured with the 6-second fixture model on subject 2 / exp03 (see docs/serving.md): ≈ 0.80 at
-# 50 Hz and 100 Hz. The floor sits well below so a slower CI machine (less training) still passes.
+# Measured with the conftest's trained_onnx (small cnn1d, 3 seeded epochs of har.training.fit_model on
+# the training subjects, exported by har.export) on subject 2's first session: 0.790 at 50 Hz and at
+# 100 Hz (see docs/serving.md). The floor sits well below so other torch builds/BLAS still pass.
 AGREEMENT_FLOOR = 0.6
 
 
