@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +17,19 @@ from har.models.classic import ClassicModel
 from har.models.features import FeatureExtractor, extract_features
 from har.preprocess.windows import Windows, load_windows
 
-PROCESSED = Path(os.environ.get("HAR_PROCESSED_DIR", "data/processed"))
 N_CLASSES = 12
-# Measured 0.753 with the small params below on a third of the train windows (full data, defaults: 0.815).
+# Measured 0.707 with the small params below on a third of the train windows of HAPT 1-8 (subjects 2, 4
+# tested); deterministic (seeded trees). Full data, default params: 0.815.
 F1_FLOOR = 0.65
 ONNX_TOL = 1e-4
 
-pytestmark = pytest.mark.skipif(not (PROCESSED / "windows.npz").is_file(),
-                                reason=f"{PROCESSED}/windows.npz absent: run the preprocess stage first")
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[Windows, dict[str, list[int]]]:
-    return load_windows(PROCESSED / "windows.npz"), json.loads((PROCESSED / "splits.json").read_text())
+def data(processed_root: Path) -> tuple[Windows, dict[str, list[int]]]:
+    """HAPT subjects 1-8 built from the mirror (tests/model/conftest.py); test subjects 2 and 4."""
+    processed = processed_root / "data/processed"
+    return load_windows(processed / "windows.npz"), json.loads((processed / "splits.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +67,9 @@ def test_fit_macro_f1_and_probs(model: ClassicModel, data: tuple[Windows, dict[s
     p = model.predict_proba(X)
     assert p.shape == (len(X), N_CLASSES) and p.dtype == np.float32
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
-    assert f1_score(y, model.predict(X), average="macro") > F1_FLOOR
+    f1 = f1_score(y, model.predict(X), average="macro")
+    print(f"classic test macro-F1 {f1:.3f}")
+    assert f1 > F1_FLOOR
     assert model.n_params > 0
 
 
