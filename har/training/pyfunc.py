@@ -15,5 +15,6 @@ class ClassicPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = ClassicModel.load(Path(context.artifacts["model"]))
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> np.ndarray:
+    # no type hints here: MLflow would read them as an input schema and warn that they are not one
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
         return self.model.predict_proba(np.asarray(model_input, dtype=np.float32))
