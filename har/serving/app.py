@@ -243,6 +243,14 @@ def create_app(serve: ServeParams | None = None, *, tracking_uri: str | None = N
             return _json({"detail": f"no model loaded: {holder.last_error or 'loading'}"}, 503)
         return _json({"status": "ready", "version": model.version})
 
+    async def _parse(request: Request, envelope: type[BaseModel], field: str, ndim: int,
+                     shape: str) -> tuple[Any, LoadedModel, Any, np.ndarray]:
+        """Body → (envelope, current model, channel reorder, the numeric array named ``field``)."""
+        env = _envelope(envelope, await read_json_body(request, app.state.serve.max_body_bytes))
+        model = _model()
+        order = channel_order(env.channels, model)
+        return env, model, order, numeric_array(getattr(env, field), field, ndim, shape)
+
     @app.get("/v1/model", response_model=schemas.ModelInfo, responses=err)
     async def model_info() -> Response:
         """The served model: registry name/version, classes, channels, window spec, test metrics."""
@@ -253,11 +261,9 @@ def create_app(serve: ServeParams | None = None, *, tracking_uri: str | None = N
     async def predict(request: Request) -> Response:
         """Classify one or more raw windows (window_len samples each, any channel order)."""
         serve_ = app.state.serve
-        env = _envelope(schemas.PredictEnvelope, await read_json_body(request, serve_.max_body_bytes))
-        model = _model()
+        env, model, order, x = await _parse(request, schemas.PredictEnvelope, "windows", 3,
+                                            "n × window_len × channels")
         spec = model.spec
-        order = channel_order(env.channels, model)
-        x = numeric_array(env.windows, "windows", 3, "n × window_len × channels")
         if len(x) > serve_.max_windows:
             raise PayloadError(422, f"windows: {len(x)} windows; at most {serve_.max_windows} "
                                     "per request (serve.max_windows)")
@@ -286,11 +292,9 @@ def create_app(serve: ServeParams | None = None, *, tracking_uri: str | None = N
     async def predict_recording(request: Request) -> Response:
         """Timeline for a continuous recording at any rate: resample, window, predict, smooth, merge."""
         serve_ = app.state.serve
-        env = _envelope(schemas.RecordingEnvelope, await read_json_body(request, serve_.max_body_bytes))
-        model = _model()
+        env, model, order, x = await _parse(request, schemas.RecordingEnvelope, "samples", 2,
+                                            "N samples × channels")
         spec = model.spec
-        order = channel_order(env.channels, model)
-        x = numeric_array(env.samples, "samples", 2, "N samples × channels")
         _check_columns(x, env.channels, "samples")
         if order is not None:
             x = x[:, order]
