@@ -25,13 +25,11 @@ import pandas as pd
 import torch
 
 from har.config import load_params
-from har.data.ingest import read_recordings
 from har.evaluation.cv import cross_validate, summarize
 from har.evaluation.metrics import classification_metrics
 from har.logging import get_logger, setup_logging
 from har.models import ALL_MODELS
-from har.preprocess.windows import make_windows
-from har.training.bundle import ModelMeta
+from har.stages import cv_windows, model_meta
 from har.training.data import load_split_data
 from har.training.train import fit_model
 
@@ -67,10 +65,7 @@ def main() -> None:
         for name in args.models:
             if name in official:
                 continue
-            w = data.windows
-            meta = ModelMeta(model=name, classes=p.preprocess.classes, channels=w.channels, rate_hz=w.rate_hz,
-                             window_len=w.X.shape[1], window_s=p.preprocess.window_s,
-                             overlap=p.preprocess.overlap, train_params=p.train.model_dump(mode="json"))
+            meta = model_meta(p, data, name)
             model, rep = fit_model(p.train, meta, X_tr, y_tr, X_val, y_val, show_progress=False,
                                    epochs=per_model_epochs.get(name))
             m = classification_metrics(y_te, model.predict_proba(X_te).argmax(1), p.preprocess.classes)
@@ -84,11 +79,7 @@ def main() -> None:
     rows = [json.loads(line) for line in folds_path.read_text().splitlines()] if folds_path.is_file() else []
     if not args.skip_cv:
         ev, pp = p.evaluate, p.preprocess
-        df, meta = read_recordings(p.data.interim_path)
-        w = make_windows(df, float(meta["sampling_rate_hz"]), pp.target_rate_hz, ev.cv_window_s,
-                         ev.cv_overlap, pp.label_policy, pp.min_purity, pp.classes,
-                         [c for c in ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
-                          if df[c].notna().any()], pp.gravity_split, pp.gravity_cutoff_hz)
+        w = cv_windows(p)
         log.info("CV windows: %s (%.1f s, %.0f %% overlap)", w.X.shape, ev.cv_window_s, 100 * ev.cv_overlap)
         done = {(r["model"], r["fold"]) for r in rows}
         for name in args.models:  # model by model, so the cheap ones finish first

@@ -173,19 +173,14 @@ def train(p: Params, *, resume: bool = False, show_progress: bool = True) -> dic
 
     from har.evaluation.metrics import write_history_plot
     from har.tracking import file_digest, flatten, git_commit, setup_mlflow
-    from har.training.bundle import ModelMeta
     from har.training.data import load_split_data
     from har.training.train import fit_model
 
     tp, pp = p.train, p.preprocess
     data = load_split_data(pp.out_dir, pp.classes)
-    w = data.windows
     X_tr, y_tr = data.part("train")
     X_val, y_val = data.part("val")
-    meta = ModelMeta(model=tp.model, classes=pp.classes, channels=w.channels, rate_hz=w.rate_hz,
-                     window_len=int(w.X.shape[1]), window_s=pp.window_s, overlap=pp.overlap,
-                     train_subjects=data.splits["train"], val_subjects=data.splits["val"],
-                     test_subjects=data.splits["test"], train_params=tp.model_dump(mode="json"))
+    meta = model_meta(p, data)
     digest = file_digest([pp.out_dir / "windows.npz", pp.out_dir / "splits.json"])
     exp_id = setup_mlflow(p)
     section = {k: v for k, v in tp.model_dump(mode="json").items()
@@ -279,23 +274,42 @@ def evaluate(p: Params) -> dict:
     return {**summary, "per_class": m["per_class"], "confusion_png": str(png), "run_id": info["run_id"]}
 
 
+def cv_windows(p: Params):  # noqa: ANN201 - har.preprocess.windows.Windows
+    """The recordings windowed for the subject k-fold protocol (evaluate.cv_window_s/cv_overlap)."""
+    from har.data.ingest import read_recordings
+    from har.data.own import channels_present
+    from har.preprocess.windows import make_windows
+
+    ev, pp = p.evaluate, p.preprocess
+    df, meta = read_recordings(p.data.interim_path)
+    return make_windows(df, float(meta["sampling_rate_hz"]), pp.target_rate_hz, ev.cv_window_s,
+                        ev.cv_overlap, pp.label_policy, pp.min_purity, pp.classes, channels_present(df),
+                        pp.gravity_split, pp.gravity_cutoff_hz)
+
+
+def model_meta(p: Params, data, model: str | None = None):  # noqa: ANN001, ANN201 - SplitData → ModelMeta
+    """What a model trained on ``data`` under params ``p`` is: classes, channels, window, subjects."""
+    from har.training.bundle import ModelMeta
+
+    w, pp = data.windows, p.preprocess
+    return ModelMeta(model=model or p.train.model, classes=pp.classes, channels=w.channels,
+                     rate_hz=w.rate_hz, window_len=int(w.X.shape[1]), window_s=pp.window_s,
+                     overlap=pp.overlap, train_subjects=data.splits["train"],
+                     val_subjects=data.splits["val"], test_subjects=data.splits["test"],
+                     train_params=p.train.model_dump(mode="json"))
+
+
 def evaluate_cv(p: Params, *, models: list[str] | None = None, show_progress: bool = True) -> dict:
     """`har evaluate --cv`: the WHAR subject k-fold protocol for every model in evaluate.cv_models."""
     import mlflow
     from rich.progress import Progress
 
-    from har.data.ingest import read_recordings
     from har.evaluation.cv import cross_validate, summarize, summary_markdown, write_cv_tables
-    from har.preprocess.windows import make_windows
     from har.tracking import git_commit, setup_mlflow
 
     ev, pp = p.evaluate, p.preprocess
     models = models or list(ev.cv_models)
-    df, meta = read_recordings(p.data.interim_path)
-    channels = [c for c in ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z") if df[c].notna().any()]
-    w = make_windows(df, float(meta["sampling_rate_hz"]), pp.target_rate_hz, ev.cv_window_s, ev.cv_overlap,
-                     pp.label_policy, pp.min_purity, pp.classes, channels, pp.gravity_split,
-                     pp.gravity_cutoff_hz)
+    w = cv_windows(p)
     setup_mlflow(p)
     with Progress(disable=not show_progress, transient=True) as progress, \
             mlflow.start_run(run_name="cv-" + "-".join(models)):

@@ -25,7 +25,7 @@ def from_inference_log(directory: Path, since_hours: float | None = None) -> pd.
 def from_recordings(paths: list[Path], p: Any) -> pd.DataFrame:
     """Canonical recordings parquet files → windows with the preprocess params → features."""
     from har.data.ingest import read_recordings
-    from har.preprocess.pipeline import BASE_CHANNELS
+    from har.data.own import channels_present
     from har.preprocess.signal import resample
     from har.preprocess.windows import sliding_windows
 
@@ -35,7 +35,7 @@ def from_recordings(paths: list[Path], p: Any) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
     for path in paths:
         df, meta = read_recordings(path)
-        channels = [c for c in BASE_CHANNELS if c in df.columns and df[c].notna().any()]
+        channels = channels_present(df)
         rate = float(meta["sampling_rate_hz"])
         df = df.sort_values(["subject", "session", "sample"], kind="stable")
         # Unlabelled recordings are fine here: drift looks at the inputs, never at labels.

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from har.data.own import channels_present
 from har.preprocess.normalize import fit_normalizer
 from har.preprocess.splits import check_no_leak, group_kfold, official_split
 from har.preprocess.windows import make_windows, save_windows
@@ -31,7 +32,7 @@ def preprocess(recordings: pd.DataFrame, rate_hz: float, out_dir: Path, *, targe
     written into a temp dir inside ``out_dir`` first and only then moved into place, so a
     failure never leaves a half-written set of outputs. Returns the stats dict.
     """
-    channels = [c for c in BASE_CHANNELS if recordings[c].notna().any()]
+    channels = channels_present(recordings)
     w = make_windows(recordings, rate_hz, target_rate_hz, window_s, overlap, label_policy,
                      min_purity, classes, channels, gravity_split, gravity_cutoff_hz)
     subjects = sorted(set(w.subject.tolist()))
