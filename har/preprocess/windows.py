@@ -108,7 +108,10 @@ def make_windows(recordings: pd.DataFrame, rate_hz: float, target_rate_hz: float
         x = values[lo:hi]
         lab = codes[lo:hi]
         if abs(rate_hz - target_rate_hz) > 1e-9:
-            x = resample(x.astype(np.float64), rate_hz, target_rate_hz).astype(np.float32)
+            try:
+                x = resample(x.astype(np.float64), rate_hz, target_rate_hz).astype(np.float32)
+            except ValueError as err:  # an absurd rate in the recordings' metadata
+                raise DataError(f"recordings: {err}") from None
             lab = _labels_resampled(lab, len(x))
         if gravity_split:
             grav, body = gravity_body_split(x[:, :3].astype(np.float64), target_rate_hz,

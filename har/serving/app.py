@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from har.config import ServeParams
+from har.preprocess.signal import resample_factors
 from har.serving import schemas
 from har.serving.inference_log import InferenceLogWriter, make_record
 from har.serving.model import LoadedModel, ModelHolder
@@ -295,6 +296,10 @@ def create_app(serve: ServeParams | None = None, *, tracking_uri: str | None = N
         env, model, order, x = await _parse(request, schemas.RecordingEnvelope, "samples", 2,
                                             "N samples × channels")
         spec = model.spec
+        try:  # the resampler's size is bounded before anything is allocated for it
+            resample_factors(env.rate_hz, spec.rate_hz)
+        except ValueError as err:
+            raise PayloadError(422, f"rate_hz: {err}") from None
         _check_columns(x, env.channels, "samples")
         if order is not None:
             x = x[:, order]

@@ -13,6 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Sensor rates the recording endpoint accepts: every phone and watch IMU lies inside. Below 1 Hz a
+# handful of samples would resample into thousands of windows (docs/serving.md#limits).
+MIN_RATE_HZ = 1.0
 MAX_RATE_HZ = 2000.0
 
 
@@ -34,7 +37,7 @@ class PredictRequest(_Strict):
 class RecordingRequest(_Strict):
     """A continuous recording at any sampling rate; resampled to the model rate and windowed."""
 
-    rate_hz: float = Field(gt=0, le=MAX_RATE_HZ, description="sampling rate of `samples`")
+    rate_hz: float = Field(ge=MIN_RATE_HZ, le=MAX_RATE_HZ, description="sampling rate of `samples`")
     channels: list[str] = Field(min_length=1)
     samples: list[list[float]] = Field(description="N samples × len(channels) values")
     start_time_s: float = Field(0.0, description="time of the first sample; segment times add it")
@@ -47,7 +50,7 @@ class PredictEnvelope(_Strict):
 
 
 class RecordingEnvelope(_Strict):
-    rate_hz: float = Field(gt=0, le=MAX_RATE_HZ, allow_inf_nan=False)
+    rate_hz: float = Field(ge=MIN_RATE_HZ, le=MAX_RATE_HZ, allow_inf_nan=False)
     channels: list[str] = Field(min_length=1)
     samples: Any
     start_time_s: float = Field(0.0, allow_inf_nan=False)

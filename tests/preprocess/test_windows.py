@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from har.errors import DataError
-from har.preprocess.signal import gravity_body_split, resample
+from har.preprocess.signal import MAX_POLYPHASE_FACTOR, gravity_body_split, resample, resample_factors
 from har.preprocess.windows import Windows, load_windows, make_windows, save_windows, sliding_windows
 
 CH = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
@@ -92,6 +92,23 @@ def test_resample_length_and_rate() -> None:
                                atol=1e-2)
     assert resample(x, 50.0, 50.0) is x
     assert len(resample(np.zeros((300, 2)), 50.0, 20.0)) == 120
+
+
+@pytest.mark.parametrize("rate_in", [0.0001907, 50 / 262208, 0.000389184, 5e-324, 0.0, -1.0,
+                                     float("nan"), float("inf"), 1e9])
+def test_resample_refuses_unbounded_work_before_allocating(rate_in: float) -> None:
+    """Regression: these rates once asked resample_poly for filters of 2e9 taps (tens of GiB)."""
+    with pytest.raises(ValueError, match="resample"):
+        resample_factors(rate_in, 50.0)
+    with pytest.raises(ValueError, match="resample"):
+        resample(np.zeros((2, 6)), rate_in, 50.0)
+
+
+@pytest.mark.parametrize("rate_in", [1.0, 20.0, 32.0, 52.3, 100.0, 400.0, 1999.9, 2000.0])
+def test_resample_factors_cover_every_sensor_rate(rate_in: float) -> None:
+    up, down = resample_factors(rate_in, 50.0)
+    assert max(up, down) <= MAX_POLYPHASE_FACTOR
+    assert abs(up / down - 50.0 / rate_in) / (50.0 / rate_in) < 1e-3
 
 
 def test_make_windows_with_resampling() -> None:

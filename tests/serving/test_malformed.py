@@ -63,6 +63,16 @@ CASES: list[tuple[str, str, object, int, str]] = [
     ("rate-missing", R, {"channels": CHANNELS, "samples": REC}, 422, "rate_hz"),
     ("rate-nan", R, json.dumps({"rate_hz": float("nan"), "channels": CHANNELS, "samples": REC}).encode(),
      422, "rate_hz"),
+    # Regression (resampling bombs): a few samples at a tiny rate must be refused before any work.
+    # 113 bytes once asked resample_poly for a ~19 GiB filter and the kernel killed the server.
+    ("rate-bomb-19gib", R, {"rate_hz": 0.0001907, "channels": CHANNELS, "samples": [[0, 0, 0, 0, 0, 0]]},
+     422, "rate_hz"),
+    ("rate-bomb-4096-windows", R, {"rate_hz": 50 / 262208, "channels": CHANNELS,
+                                   "samples": [[0, 0, 0, 0, 0, 0]]}, 422, "rate_hz"),
+    ("rate-bomb-2e9-taps", R, {"rate_hz": 0.000389184, "channels": CHANNELS,
+                               "samples": [[0, 0, 0, 0, 0, 0]] * 2}, 422, "rate_hz"),
+    ("rate-subnormal", R, {"rate_hz": 5e-324, "channels": CHANNELS, "samples": REC}, 422, "rate_hz"),
+    ("rate-below-1hz", R, {"rate_hz": 0.5, "channels": CHANNELS, "samples": REC}, 422, "rate_hz"),
     ("recording-too-short", R, {"rate_hz": 50, "channels": CHANNELS, "samples": REC[:100]}, 422,
      "at least one window"),
     ("recording-empty", R, {"rate_hz": 50, "channels": CHANNELS, "samples": []}, 422, "empty"),
