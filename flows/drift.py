@@ -1,4 +1,5 @@
-"""The drift check: recent model inputs against the training reference; retrain when drifted."""
+"""The drift check: recent model inputs against the training reference; on drift it emits the
+``har.drift.detected`` event, which the `har-retrain` deployment's trigger turns into a run."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from har.config import load_params
+from har.config import Params, load_params
 from har.io import atomic_path
 from har.monitoring.drift import drift_report
 from har.monitoring.recent import load_recent
 from har.monitoring.reference import load_reference
 
-TRAINING_FLOW = "training-pipeline"  # flows/training.py: @flow(name=...)
+DRIFT_EVENT = "har.drift.detected"  # flows/deploy.py puts the retraining trigger on it
+
+
+def model_resource_id(p: Params) -> str:
+    """The event resource that stands for the served model (``har.model.<registry name>``)."""
+    return f"har.model.{p.registry.model_name}"
 
 
 @task(name="drift-report", cache_policy=NO_CACHE)
@@ -46,24 +52,28 @@ def compute_drift(params_path: str, recent: str | None, since_hours: float | Non
 
 @flow(name="drift-check", description="PSI/KS of recent inputs vs. the training reference.")
 def drift_check(params_path: str = "params.yaml", recent: str | None = None,
-                since_hours: float | None = None, trigger_retrain: bool = True,
-                deployment: str | None = None) -> dict[str, Any]:
-    """Compute the drift report; when it drifts, start a run of the retraining deployment.
+                since_hours: float | None = None, trigger_retrain: bool = True) -> dict[str, Any]:
+    """Compute the drift report; when it drifts, emit ``har.drift.detected`` for the model.
 
     ``recent``: an inference-log folder (default ``serve.inference_log_dir``), a folder of
-    recordings parquet files or one such file. Returns the report plus ``retrain_flow_run_id``.
+    recordings parquet files or one such file. Returns the report plus ``retrain_event_id``
+    (None when nothing was emitted).
     """
+    from prefect.events import emit_event
+
     log = get_run_logger()
     doc = compute_drift(params_path, recent, since_hours)
-    doc["retrain_flow_run_id"] = None
+    doc["retrain_event_id"] = None
     if doc["drifted"] and trigger_retrain:
-        from prefect.deployments import run_deployment
-
-        name = deployment or f"{TRAINING_FLOW}/{load_params(Path(params_path)).pipeline.deployment}"
-        # timeout=0: schedule the run and return; a worker or `har pipeline serve` executes it.
-        run = run_deployment(name=name, timeout=0, tags=["drift-retrain"])
-        doc["retrain_flow_run_id"] = str(run.id)
-        log.warning("drift in %d channels: started %s (flow run %s)", doc["n_drifted"], name, run.id)
+        p = load_params(Path(params_path))
+        event = emit_event(
+            event=DRIFT_EVENT,
+            resource={"prefect.resource.id": model_resource_id(p),
+                      "prefect.resource.name": p.registry.model_name},
+            payload={k: doc[k] for k in ("n_drifted", "n_recent", "method", "report_path")})
+        doc["retrain_event_id"] = str(event.id) if event is not None else None
+        log.warning("drift in %d channels: emitted %s; the %s deployment's trigger retrains",
+                    doc["n_drifted"], DRIFT_EVENT, p.pipeline.deployment)
     else:
         log.info("drifted=%s over %d recent windows", doc["drifted"], doc["n_recent"])
     return doc

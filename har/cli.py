@@ -10,6 +10,7 @@ import typer
 
 from har import cli_serve
 from har.cli_pipeline import pipeline_app
+from har.cli_stack import stack_app
 from har.errors import HarError
 from har.logging import setup_logging
 
@@ -18,6 +19,7 @@ app = typer.Typer(help="Human activity recognition: data â†’ validated windows â
 data_app = typer.Typer(help="Source and convert recordings.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(stack_app, name="stack")
 cli_serve.register(app)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]

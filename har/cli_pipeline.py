@@ -99,12 +99,28 @@ def serve(
     _run(serve_deployments, str(params), limit)
 
 
+@pipeline_app.command("deploy")
+def deploy(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Register har-retrain (pipeline.cron + drift trigger) and drift-check on pipeline.work_pool, with
+    the flow code from this checkout; a `prefect worker` on that pool runs them (PREFECT_API_URL)."""
+    from har.cli import _params, _run
+
+    p = _params(params)
+    _prepare()
+    from flows.deploy import deploy_to_work_pool
+
+    ids = _run(deploy_to_work_pool, str(params))
+    for name, deployment_id in ids.items():
+        typer.echo(f"deployed {name} on work pool {p.pipeline.work_pool} ({deployment_id})")
+
+
 @pipeline_app.command("drift")
 def drift(
     recent: Annotated[Path | None, typer.Option(
         help="Inference-log folder or recordings parquet (default: serve.inference_log_dir).")] = None,
     since_hours: Annotated[float | None, typer.Option(help="Only log records this recent.")] = None,
-    retrain: Annotated[bool, typer.Option(help="Start the retraining deployment on drift.")] = False,
+    retrain: Annotated[bool, typer.Option(
+        help="On drift, emit har.drift.detected (har-retrain's trigger then starts a run).")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Compare recent inputs with the training reference (PSI or KS per channel)."""
@@ -120,6 +136,6 @@ def drift(
         typer.echo(f"{c['channel']:>8}: {doc['method']}={c['stat']:.4f}"
                    f"{'  DRIFT' if c['drifted'] else ''}")
     typer.echo(json.dumps({k: doc[k] for k in ("drifted", "n_drifted", "n_recent", "report_path",
-                                              "retrain_flow_run_id")}))
+                                              "retrain_event_id")}))
     if doc["drifted"]:
         raise typer.Exit(3)

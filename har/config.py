@@ -190,11 +190,37 @@ class MonitorParams(_Section):
 
 class PipelineParams(_Section):
     deployment: str = "har-retrain"
+    work_pool: str = "har-pool"  # a `process` pool; `har pipeline deploy` targets it, workers poll it
     cron: str = "0 3 * * 1"  # Mondays 03:00
     timezone: str = "UTC"
     retries: int = Field(2, ge=0)
     retry_delay_s: float = Field(5.0, ge=0)
     drift_cron: str = "0 * * * *"
+
+
+class StackParams(_Section):
+    """The production stack on one machine (`har stack up`): PostgreSQL, S3, MLflow, Prefect, API.
+
+    Ports and names only; secrets come from the environment or ``<dir>/secrets.env`` (generated,
+    never in git). The API listens on ``serve.port``; the work pool is ``pipeline.work_pool``.
+    """
+
+    dir: Path = Path(".stack")
+    host: str = "127.0.0.1"
+    postgres_port: int = Field(5433, ge=1, le=65535)
+    postgres_user: str = "har"
+    mlflow_db: str = "mlflow"
+    prefect_db: str = "prefect"
+    s3_port: int = Field(9000, ge=1, le=65535)
+    s3_region: str = "us-east-1"
+    artifacts_bucket: str = "har-mlflow"  # MLflow artifacts, proxied by the tracking server
+    dvc_bucket: str = "har-dvc"  # the DVC remote `stack`
+    lake_bucket: str = "har-lake"  # verified raw files and imported recordings
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    mlflow_workers: int = Field(2, ge=1)
+    prefect_port: int = Field(4200, ge=1, le=65535)
+    worker_health_port: int = Field(8082, ge=1, le=65535)
+    startup_timeout_s: float = Field(120.0, gt=0)
 
 
 class Params(_Section):
@@ -210,6 +236,7 @@ class Params(_Section):
     serve: ServeParams = Field(default_factory=ServeParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
     pipeline: PipelineParams = Field(default_factory=PipelineParams)
+    stack: StackParams = Field(default_factory=StackParams)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 

@@ -1,0 +1,1 @@
+"""The deployed stack on one machine: PostgreSQL, S3, MLflow, Prefect server + worker, the API."""
