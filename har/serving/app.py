@@ -238,11 +238,15 @@ def create_app(serve: ServeParams | None = None, *, tracking_uri: str | None = N
 
     @app.get("/readyz", responses={503: {"model": schemas.ErrorResponse}})
     async def readyz() -> Response:
-        """200 once a model is loaded, 503 (with the load error) before that."""
+        """200 once a model is loaded, 503 (with the load error) before that. While the model source
+        (the MLflow server, or the file) cannot be reached, the loaded model keeps serving: still
+        200, with ``source`` saying why it is not being refreshed."""
         model = holder.current
         if model is None:
             return _json({"detail": f"no model loaded: {holder.last_error or 'loading'}"}, 503)
-        return _json({"status": "ready", "version": model.version})
+        source = "ok" if holder.last_error is None else f"unreachable, serving the loaded model: " \
+                                                           f"{holder.last_error}"
+        return _json({"status": "ready", "version": model.version, "source": source})
 
     async def _parse(request: Request, envelope: type[BaseModel], field: str, ndim: int,
                      shape: str) -> tuple[Any, LoadedModel, Any, np.ndarray]:

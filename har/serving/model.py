@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from har.errors import HarError
+from har.logging import redact
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,11 @@ def parse_model_uri(uri: str) -> RegistryRef | Path:
 
 def _client(tracking_uri: str) -> Any:
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    # MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) would hold one reload poll for
+    # minutes while the tracking server is down; a poll is retried on the next tick anyway.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     # A tqdm bar per download would spam the server log on every reload.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
@@ -274,8 +280,10 @@ class ModelHolder:
                     return False
                 new = load_model(self.uri, self.tracking_uri, self.intra_op_threads)
             except ModelLoadError as err:
-                self.last_error = str(err)
-                log.error("model load failed: %s", err)
+                # the URI may carry credentials (MLFLOW_TRACKING_URI=https://user:token@…): this
+                # text reaches /readyz, the reload endpoint and 503 bodies, so it is redacted here
+                self.last_error = redact(str(err))
+                log.error("model load failed: %s", self.last_error)
                 return False
             old = self.current
             self.current = new  # the swap: in-flight requests hold their own reference to `old`
