@@ -21,7 +21,7 @@ def setup_logging(level: str = "INFO") -> None:
         handlers=[RichHandler(rich_tracebacks=False, show_path=False)],
     )
     # Silence chatty third-party loggers; our own stage messages stay.
-    for noisy in ("great_expectations", "urllib3", "matplotlib"):
+    for noisy in ("great_expectations", "urllib3", "matplotlib", "botocore", "boto3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _CONFIGURED = True
 
