@@ -68,6 +68,7 @@ PARTITION = "aws"
 IAM_USER = "har-stack"
 DEFAULT_REGION = "us-east-1"
 _CHUNK = 1 << 20
+ETAG_WAIT_ROUNDS = 3  # saves to skip a key whose ETag moto has not computed yet (see _write_blob)
 
 log = logging.getLogger("har.stack.s3server")
 
@@ -158,6 +159,7 @@ class StateStore:
         self.fingerprints: dict[tuple[str, str], Fingerprint] = {}
         self.last_save: float | None = None
         self.saves = 0
+        self._etag_waits: dict[int, int] = {}  # id(FakeKey) → rounds seen without an ETag
 
     def _blob_path(self, sha: str) -> Path:
         return self.blobs / sha[:2] / sha
@@ -199,8 +201,23 @@ class StateStore:
         return n
 
     def _write_blob(self, fk: Any) -> tuple[str, str]:
-        """Copy a key's content into blobs/ (sha256-named); returns (sha256, md5)."""
-        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)  # md5: S3's ETag
+        """Copy a key's content into blobs/ (sha256-named); returns (sha256, ETag).
+
+        ValueError when the key cannot be read consistently right now (the caller retries it
+        next round): moto reads the buffer under ``fk.lock`` everywhere except the first ETag
+        computation, which the PUT response does right after the key becomes visible; a key
+        whose ETag is not cached yet is therefore left for the next round, and what was read is
+        checked against the size and, for single-part objects, the ETag (the md5).
+        """
+        etag = fk._etag
+        if etag is None:
+            seen = self._etag_waits[id(fk)] = self._etag_waits.get(id(fk), 0) + 1
+            if seen <= ETAG_WAIT_ROUNDS:
+                raise ValueError("ETag not computed yet: the PUT is still in flight")
+            with fk.lock:  # long after any PUT response: nobody else computes it now
+                etag = fk.etag.strip('"')
+        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        size = 0
         self.blobs.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=self.blobs)
         try:
@@ -213,7 +230,10 @@ class StateStore:
                     while chunk := buf.read(_CHUNK):
                         sha.update(chunk)
                         md5.update(chunk)
+                        size += len(chunk)
                         f.write(chunk)
+                if size != fk.size or ("-" not in etag and md5.hexdigest() != etag):
+                    raise ValueError("content changed while it was read")
                 f.flush()
                 os.fsync(f.fileno())
             digest = sha.hexdigest()
@@ -223,7 +243,7 @@ class StateStore:
                 os.replace(tmp, dest)
         finally:
             Path(tmp).unlink(missing_ok=True)
-        return digest, md5.hexdigest()
+        return digest, etag
 
     def save(self) -> int:
         """Write objects changed since the last save and the index; returns how many changed."""
@@ -242,10 +262,10 @@ class StateStore:
                         objects[key] = old_objects[key]
                         fingerprints[(name, key)] = fp
                         continue
-                    digest, md5 = self._write_blob(fk)
+                    digest, etag = self._write_blob(fk)
                     objects[key] = {
                         "blob": digest, "size": int(fk.size),
-                        "etag": fk._etag or md5,  # moto keeps it unquoted; None until computed
+                        "etag": etag,  # as moto keeps it: unquoted, "<md5>-<parts>" if multipart
                         "last_modified": fk.last_modified.isoformat(),
                         "metadata": dict(fp[2]),
                     }
@@ -266,6 +286,9 @@ class StateStore:
             self.index = index
             self._collect_garbage()
         self.fingerprints = fingerprints
+        if self._etag_waits:  # forget keys that are gone
+            live = {id(fk) for b in list(backend.buckets.values()) for _, fk in _latest_keys(b)}
+            self._etag_waits = {k: v for k, v in self._etag_waits.items() if k in live}
         self.last_save = time.time()
         self.saves += 1
         return changed
