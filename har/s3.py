@@ -133,6 +133,7 @@ def describe(bucket: str, key: str | None = None) -> str:
 @contextmanager
 def s3_errors(client: S3Client, bucket: str, key: str | None = None) -> Iterator[None]:
     """Turn botocore failures into one S3Error line naming what, where and why."""
+    from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -144,9 +145,8 @@ def s3_errors(client: S3Client, bucket: str, key: str | None = None) -> Iterator
     )
 
     where = f"{describe(bucket, key)} at {endpoint_of(client)}"
-    try:
-        yield
-    except ClientError as err:
+
+    def from_client_error(err: ClientError) -> S3Error:
         info = err.response.get("Error", {})
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         code = str(info.get("Code") or status)
@@ -158,7 +158,16 @@ def s3_errors(client: S3Client, bucket: str, key: str | None = None) -> Iterator
             hint = f"{code}: {message}"
             if status and int(status) >= 500:
                 hint += f" (HTTP {status} after {_attempts(client)} attempts)"
-        raise S3Error(f"{where}: {hint}", code) from None
+        return S3Error(f"{where}: {hint}", code)
+
+    try:
+        yield
+    except ClientError as err:
+        raise from_client_error(err) from None
+    except S3UploadFailedError as err:  # boto3's transfer manager wraps the ClientError
+        if isinstance(err.__context__, ClientError):
+            raise from_client_error(err.__context__) from None
+        raise S3Error(f"{where}: {' '.join(str(err).split())}") from None
     except (NoCredentialsError, PartialCredentialsError):
         raise S3Error(f"{where}: no S3 credentials; set AWS_ACCESS_KEY_ID and "
                       "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)") from None

@@ -212,6 +212,17 @@ def test_push_refuses_a_non_canonical_file_and_a_missing_bucket(
 # Failures reach the user as one line naming the endpoint and the bucket
 
 
+def test_a_refused_upload_is_one_s3_error(s3_server: S3Server, tmp_path: Path) -> None:
+    from har.s3 import upload_file
+
+    path = tmp_path / "f.txt"
+    path.write_text("x")
+    # boto3's transfer manager wraps the server's refusal in its own S3UploadFailedError
+    with pytest.raises(S3Error, match=rf"^s3://nobucket/f\.txt at {s3_server.endpoint}: bucket "
+                                      r"'nobucket' does not exist$"):
+        upload_file(s3_server.client(), path, "nobucket", "f.txt")
+
+
 @pytest.mark.parametrize(("case", "hint"), [
     ("wrong_key", "the access key id is not known to the server (check AWS_ACCESS_KEY_ID"),
     ("wrong_secret", "the secret key does not match the access key id (check AWS_SECRET_ACCESS_KEY"),
