@@ -45,17 +45,52 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
     setup_logging("DEBUG" if verbose else "INFO")
 
 
+MIRROR_ENV = "HAR_DATA_MIRROR"  # har.config.MIRROR_ENV, repeated so --help needs no import
+
+
 @data_app.command("fetch")
 def fetch(
     dataset: Annotated[str | None, typer.Argument(help="Dataset name (params: data.dataset).")] = None,
+    mirror: Annotated[str | None, typer.Option(
+        "--mirror", envvar=MIRROR_ENV,
+        help="A folder holding DATASET/, or an s3://bucket/prefix lake (see `har data push`).",
+    )] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Get a verified copy of DATASET into data.raw_dir (local copy, mirror, or download)."""
     from har import stages
 
     p = _params(params, {"data.dataset": dataset})
-    path = _run(stages.fetch, p)
+    path = _run(stages.fetch, p, mirror)
     typer.echo(f"verified dataset at {path}")
+
+
+@data_app.command("push")
+def push(
+    dataset: Annotated[str | None, typer.Argument(help="Dataset name (params: data.dataset).")] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", envvar=MIRROR_ENV, show_default=False,
+        help="The lake, s3://bucket/prefix (default: $HAR_DATA_MIRROR when it is one).",
+    )] = None,
+    own: Annotated[list[Path] | None, typer.Option(
+        "--own", help="Also upload this canonical parquet from `har data import` (repeatable).",
+    )] = None,
+    create_bucket: Annotated[bool, typer.Option(
+        "--create-bucket", help="Create the bucket if it does not exist.")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Upload the verified copy of DATASET (and own recordings) to the S3 lake; objects already
+    there with the same sha256 are skipped."""
+    from har import stages
+
+    if not to:
+        typer.secho("error: no destination: pass --to s3://bucket/prefix (or set "
+                    f"{MIRROR_ENV} to one)", fg="red", err=True)
+        raise typer.Exit(1)
+    p = _params(params, {"data.dataset": dataset})
+    r = _run(stages.push, p, to, own, create_bucket=create_bucket)
+    typer.echo(f"{r.url}: {len(r.uploaded)} uploaded ({r.bytes_uploaded / 1e6:.1f} MB), "
+               f"{len(r.unchanged)} unchanged")
 
 
 @data_app.command("ingest")

@@ -285,7 +285,20 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
     node[leaf] = value
 
 
+def data_mirror(override: str | None = None) -> Path | str | None:
+    """The dataset mirror: ``override`` (``har data fetch --mirror``), else HAR_DATA_MIRROR.
+
+    A folder holding ``<dataset>/`` is returned as a Path, an ``s3://bucket/prefix`` lake as the
+    URL string (checked where it is used, by har.s3.split_s3_url).
+    """
+    value = override or os.environ.get(MIRROR_ENV)
+    if not value:
+        return None
+    # any s3: value is the lake, so a mistyped URL fails loudly instead of naming a missing folder
+    return value if value.startswith("s3:") else Path(value)
+
+
 def mirror_dir() -> Path | None:
-    """The local dataset mirror named by HAR_DATA_MIRROR, if set."""
-    value = os.environ.get(MIRROR_ENV)
-    return Path(value) if value else None
+    """The local folder mirror named by HAR_DATA_MIRROR, if set (None for an s3:// lake)."""
+    mirror = data_mirror()
+    return mirror if isinstance(mirror, Path) else None

@@ -1,8 +1,9 @@
 """Atomic file writes: a stage writes to a temp file beside the target and renames it into place,
-so a failing run never leaves a half-written or overwritten good output."""
+so a failing run never leaves a half-written or overwritten good output. Also the one file hasher."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,3 +22,11 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -47,7 +47,8 @@ def setup_logging(level: str = "INFO") -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
     # Silence chatty third-party loggers; our own stage messages stay.
-    for noisy in ("great_expectations", "urllib3", "matplotlib", "httpx", "httpcore"):
+    for noisy in ("great_expectations", "urllib3", "matplotlib", "httpx", "httpcore", "botocore", "boto3",
+                  "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _CONFIGURED = True
 

@@ -8,18 +8,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from har.config import Params, mirror_dir
+from har.config import Params, data_mirror
 from har.logging import get_logger
+
+if TYPE_CHECKING:
+    from har.data.lake import PushReport
 
 log = get_logger(__name__)
 
 
-def fetch(p: Params) -> Path:
+def fetch(p: Params, mirror: str | None = None) -> Path:
+    """Verified copy of data.dataset; mirror (a folder or s3:// URL) overrides HAR_DATA_MIRROR."""
     from har.data.fetch import fetch_dataset
 
-    return fetch_dataset(p.data.dataset, p.data.raw_dir, mirror_dir(),
+    return fetch_dataset(p.data.dataset, p.data.raw_dir, data_mirror(mirror),
                          retries=p.data.download_retries, timeout_s=p.data.download_timeout_s)
+
+
+def push(p: Params, to: str, own: list[Path] | None = None, *,
+         create_bucket: bool = False) -> PushReport:
+    """Upload the verified raw copy of data.dataset (and own recordings) to the s3:// lake."""
+    from har.data.lake import push as push_to_lake
+    from har.data.registry import get_dataset
+
+    return push_to_lake(to, get_dataset(p.data.dataset), p.data.raw_dir, own,
+                        create_bucket=create_bucket)
 
 
 def ingest(p: Params) -> Path:

@@ -1,4 +1,5 @@
-"""Get a verified copy of a dataset: existing raw copy → local mirror → official download.
+"""Get a verified copy of a dataset: existing raw copy → mirror (a folder, or the s3:// lake in
+har/data/lake.py) → official download.
 
 Every file is checked against the committed sha256 manifest. A copy is assembled in a temporary
 folder beside the target and renamed into place only once verified, so a bad copy is never used
@@ -7,12 +8,13 @@ and a good one is never overwritten.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import requests
@@ -20,17 +22,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from har.data.registry import DatasetSpec, get_dataset
 from har.errors import DataError
+from har.io import sha256_file
 from har.logging import get_logger
 
 log = get_logger(__name__)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_manifest(path: Path) -> dict[str, str]:
@@ -56,17 +51,26 @@ def verify(root: Path, manifest: dict[str, str]) -> None:
             raise DataError(f"{path}: sha256 mismatch: expected {expected}, got {actual}")
 
 
-def _install(src_root: Path, target: Path, manifest: dict[str, str]) -> Path:
-    """Copy manifest files from src_root to a temp dir beside target, verify, rename into place."""
+def install_verified(target: Path, manifest: dict[str, str], put: Callable[[str, Path], None],
+                     workers: int = 1) -> Path:
+    """``put(rel, dest)`` every manifest file into a temp dir beside target, verify, rename into
+    place. The one assembly path for every source (folder mirror, S3 lake, extracted zip)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         for rel in manifest:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            src = src_root / rel
-            if not src.is_file():
-                raise DataError(f"{src}: missing (listed in the sha256 manifest)")
-            shutil.copyfile(src, tmp / rel)
+        if workers <= 1:
+            for rel in manifest:
+                put(rel, tmp / rel)
+        else:  # network sources: overlap round trips; the first failure cancels the rest
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(put, rel, tmp / rel) for rel in manifest]
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = [f for f in done if f.exception() is not None]
+                if failed:
+                    pool.shutdown(cancel_futures=True)
+                    failed[0].result()  # re-raises the first failure
         verify(tmp, manifest)
         if target.exists():
             shutil.rmtree(target)  # only reached when the existing copy failed verification
@@ -74,6 +78,18 @@ def _install(src_root: Path, target: Path, manifest: dict[str, str]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _install(src_root: Path, target: Path, manifest: dict[str, str]) -> Path:
+    """Copy manifest files from src_root to a temp dir beside target, verify, rename into place."""
+
+    def copy(rel: str, dest: Path) -> None:
+        src = src_root / rel
+        if not src.is_file():
+            raise DataError(f"{src}: missing (listed in the sha256 manifest)")
+        shutil.copyfile(src, dest)
+
+    return install_verified(target, manifest, copy)
 
 
 def download(url: str, dest: Path, retries: int = 3, timeout_s: float = 60,
@@ -123,9 +139,11 @@ def _dataset_root(extracted: Path) -> Path:
     return hits[0]
 
 
-def fetch_dataset(name: str, raw_dir: Path, mirror: Path | None, url: str | None = None,
+def fetch_dataset(name: str, raw_dir: Path, mirror: Path | str | None, url: str | None = None,
                   retries: int = 3, timeout_s: float = 60,
                   spec: DatasetSpec | None = None) -> Path:
+    """A verified copy in raw_dir/<folder>. mirror: a folder holding <folder>/, or an
+    ``s3://bucket/prefix`` lake holding <folder>/ objects (see har/data/lake.py)."""
     spec = spec or get_dataset(name)
     manifest = read_manifest(spec.manifest)
     target = raw_dir / spec.folder
@@ -136,9 +154,15 @@ def fetch_dataset(name: str, raw_dir: Path, mirror: Path | None, url: str | None
             return target
         except DataError as err:
             log.warning("existing copy is not valid (%s); sourcing again", err)
-    if mirror is not None and (mirror / spec.folder).is_dir():
-        log.info("copying from mirror %s", mirror / spec.folder)
-        return _install(mirror / spec.folder, target, manifest)
+    if isinstance(mirror, str) and mirror.startswith("s3:"):
+        from har.data.lake import fetch_from_lake
+
+        out = fetch_from_lake(mirror, spec, target, manifest)
+        if out is not None:
+            return out
+    elif mirror is not None and (Path(mirror) / spec.folder).is_dir():
+        log.info("copying from mirror %s", Path(mirror) / spec.folder)
+        return _install(Path(mirror) / spec.folder, target, manifest)
     with tempfile.TemporaryDirectory(dir=raw_dir.parent if raw_dir.parent.exists() else None) as t:
         archive = download(url or spec.url, raw_dir / f"{spec.name}.zip", retries, timeout_s)
         with zipfile.ZipFile(archive) as zf:

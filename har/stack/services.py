@@ -189,7 +189,7 @@ def build_services(p: Params, secret: dict[str, str], params_path: Path) -> list
         argv=[sys.executable, "-m", "har.stack.s3server", "--host", host, "--port", str(s.s3_port),
               "--state-dir", str(lay.s3_state),
               "--buckets", ",".join([s.artifacts_bucket, s.dvc_bucket, s.lake_bucket])],
-        port=s.s3_port, health_url=f"http://{host}:{s.s3_port}/moto-api/data.json",
+        port=s.s3_port, health_url=f"http://{host}:{s.s3_port}/_health",
         url=client["AWS_ENDPOINT_URL_S3"], env=s3_env)
     mlflow = Service(
         name="mlflow",
