@@ -27,7 +27,8 @@ def build_deployments(params_path: str = "params.yaml") -> list[Any]:
     retrain = training_pipeline.to_deployment(
         name=pl.deployment,
         schedules=[Cron(pl.cron, timezone=pl.timezone)],
-        parameters={"params_path": params_path},
+        # the schedule is the one automatic path allowed to move the champion (gated)
+        parameters={"params_path": params_path, "promotion_policy": "gate"},
         description="Retrain, evaluate, export, register and promote on the configured schedule.",
         tags=["har", "retrain"],
     )

@@ -91,3 +91,4 @@ def test_drift_triggers_retrain_run(project: Path, deployment_id: Any) -> None:
     # nobody serves the deployment in this test: the run waits to be picked up
     assert runs[0].state.type.value in {"SCHEDULED", "PENDING"}
     assert "drift-retrain" in runs[0].tags
+    assert runs[0].parameters["promotion_policy"] == "gate"  # retraining may move the champion

@@ -108,4 +108,6 @@ def test_serve_registers_scheduled_deployments(server: tuple[str, dict[str, str]
     assert (retrain.cron, retrain.timezone) == ("15 4 * * 2", "Europe/Berlin")
     drift = found["drift-check/drift-check"].schedules[0].schedule
     assert drift.cron == "*/30 * * * *"
-    assert found["training-pipeline/har-retrain"].parameters == {"params_path": "params.yaml"}
+    # the schedule is one of the paths allowed to move the champion: gated promotion
+    assert found["training-pipeline/har-retrain"].parameters == {"params_path": "params.yaml",
+                                                                 "promotion_policy": "gate"}
