@@ -226,7 +226,8 @@ def promote(
         "--dry-run", help="Same as --policy dry-run: tag the verdict, move no alias.")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Move alias champion to the challenger if it passes the gates (registry.*)."""
+    """Gate the challenger (or --version) and move alias champion if it passes (registry.*);
+    --policy initial|dry-run or --dry-run may only record the verdict as tags."""
     from har import stages
 
     d = _run(stages.promote, _params(params), version, "dry-run" if dry_run else policy)
