@@ -40,7 +40,7 @@ import flows  # noqa: F401 - environment and har logger set-up, also when a work
 from har import stages
 from har.config import Params, load_params
 from har.errors import ValidationFailed
-from har.registry.gate import PromotionPolicy, policy_mode
+from har.registry.gate import PromotionPolicy, policy_mode, promotion_line, registration_line
 
 RESULTS_DIR = Path(".prefect-results")
 CACHE_VERSION = "1"
@@ -356,7 +356,7 @@ def publish_artifacts(p: Params, summary: dict[str, Any]) -> None:
     rows = [{"metric": k, "value": v} for k, v in m.items()]
     rows += [{"metric": "promoted", "value": promo.get("promoted")},
              {"metric": "version", "value": promo.get("version")},
-             {"metric": "registration", "value": stages.registration_line(summary["register"])},
+             {"metric": "registration", "value": registration_line(summary["register"])},
              {"metric": "policy", "value": promo.get("policy")},
              {"metric": "verdict", "value": "pass" if promo.get("passed") else "reject"},
              {"metric": "champion_before", "value": promo.get("champion_before")},
@@ -452,6 +452,6 @@ def training_pipeline(params_path: str = "params.yaml", overrides: dict[str, Any
     )
     publish_artifacts(p, out)
     log.info("metrics %s", out["metrics"])
-    log.info("%s", stages.registration_line(registered))
-    log.info("%s %s", p.registry.model_name, stages.promotion_line(promo))
+    log.info("%s", registration_line(registered))
+    log.info("%s %s", p.registry.model_name, promotion_line(promo))
     return out

@@ -134,6 +134,7 @@ def run_all(
     """The whole pipeline: fetch → ingest → validate → preprocess → train → evaluate → export →
     register → promote (what `dvc repro` runs, without DVC's caching; policy initial)."""
     from har import stages
+    from har.registry.gate import promotion_line, registration_line
 
     p = _params(params)
     _run(stages.fetch, p)
@@ -151,9 +152,9 @@ def run_all(
     ex = _run(stages.export, p)
     typer.echo(f"exported {ex['onnx_path']} (parity {ex['parity_max_abs_diff']:.1e})")
     reg = _run(stages.register, p)
-    typer.echo(stages.registration_line(reg))
+    typer.echo(registration_line(reg))
     d = _run(stages.promote, p, reg["version"], "gate" if promote_ else "initial")
-    typer.echo(f"{reg['name']} {stages.promotion_line(d)}")
+    typer.echo(f"{reg['name']} {promotion_line(d)}")
 
 
 @app.command("train")
@@ -211,11 +212,13 @@ def export(params: ParamsOpt = Path("params.yaml")) -> None:
 
 @app.command("register")
 def register(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Register the exported model as a new version with alias challenger."""
+    """Register the exported model as a new version with alias challenger (once: a model that is
+    already registered is reported, not registered again)."""
     from har import stages
+    from har.registry.gate import registration_line
 
     out = _run(stages.register, _params(params))
-    typer.echo(stages.registration_line(out))
+    typer.echo(registration_line(out))
 
 
 @app.command("promote")
@@ -229,9 +232,10 @@ def promote(
     """Gate the challenger (or --version) and move alias champion if it passes (registry.*);
     --policy initial|dry-run or --dry-run may only record the verdict as tags."""
     from har import stages
+    from har.registry.gate import promotion_line
 
     d = _run(stages.promote, _params(params), version, "dry-run" if dry_run else policy)
-    typer.echo(stages.promotion_line(d))
+    typer.echo(promotion_line(d))
 
 
 @app.command("rollback")

@@ -58,8 +58,8 @@ def run(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run the training flow in-process against Prefect's ephemeral API (no server needed)."""
-    from har import stages
     from har.cli import _params, _run
+    from har.registry.gate import promotion_line, registration_line
 
     overrides = {"train.model": model, "train.epochs": epochs, "train.batch_size": batch_size,
                  "train.lr": lr, "data.subjects": subjects or None, **_parse_set(set_)}
@@ -73,11 +73,11 @@ def run(
                promotion_policy="gate" if promote else "initial")
     typer.echo("stages: " + ", ".join(f"{k}={v}" for k, v in out["states"].items()))
     if "register" in out:
-        typer.echo(stages.registration_line(out["register"]))
+        typer.echo(registration_line(out["register"]))
     if "metrics" in out:
         typer.echo("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in out["metrics"].items()))
         promo = out["promotion"]
-        typer.echo(f"{stages.promotion_line(promo)} (champion before: {promo.get('champion_before')})")
+        typer.echo(f"{promotion_line(promo)} (champion before: {promo.get('champion_before')})")
 
 
 @pipeline_app.command("serve")

@@ -397,7 +397,7 @@ def register(p: Params) -> dict:
     ``created: False`` and nothing in the registry changes.
     """
     from har.errors import DataError
-    from har.registry.gate import DIGEST_TAG, client_for, register_version
+    from har.registry.gate import DIGEST_TAG, client_for, register_version, registration_line
     from har.tracking import setup_mlflow, tracking_uri
 
     path = p.export.report_path
@@ -417,24 +417,6 @@ def register(p: Params) -> dict:
     _write_json(p.registry.report_path, result)
     log.info("%s", registration_line(result))
     return result
-
-
-def registration_line(reg: dict) -> str:
-    """One line for people: what ``register`` did (CLI, flow summary and logs say the same)."""
-    if reg.get("created", True):
-        return f"registered {reg['name']} v{reg['version']} (alias challenger)"
-    return (f"{reg['name']}: MLflow run {reg['run_id']} is already registered as v{reg['version']}; "
-            "nothing registered")
-
-
-def promotion_line(d: dict) -> str:
-    """One line for people: the promotion decision, its policy and reasons."""
-    reasons = "; ".join(d.get("reasons") or [])
-    if d.get("dry_run"):
-        verdict = "would promote" if d.get("passed") else "would reject"
-        return f"v{d['version']}: dry run, {verdict} ({d.get('policy_note')}); {reasons}"
-    verdict = "promoted to champion" if d.get("promoted") else "NOT promoted"
-    return f"v{d['version']}: {verdict} (policy {d.get('policy', 'gate')}); {reasons}"
 
 
 def _champion_scorer(p: Params):  # noqa: ANN202 - Callable[[ModelVersion], float | None]
@@ -479,7 +461,7 @@ def promote(p: Params, version: str | None = None, policy: str = "gate") -> dict
     path = p.registry.report_path
     previous = json.loads(path.read_text()) if path.is_file() else {}
     _write_json(path, {**previous, "name": p.registry.model_name, "promotion": decision})
-    log.info("%s %s", p.registry.model_name, promotion_line(decision))
+    log.info("%s %s", p.registry.model_name, gate.promotion_line(decision))
     return decision
 
 

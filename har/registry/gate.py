@@ -142,6 +142,24 @@ def register_version(client: Any, name: str, model_uri: str, run_id: str, tags: 
     return Registration(str(mv.version), created=True)
 
 
+def registration_line(reg: dict[str, Any]) -> str:
+    """One line for people: what ``register`` did (CLI, flow summary and logs say the same)."""
+    if reg.get("created", True):
+        return f"registered {reg['name']} v{reg['version']} (alias challenger)"
+    return (f"{reg['name']}: MLflow run {reg['run_id']} is already registered as v{reg['version']}; "
+            "nothing registered")
+
+
+def promotion_line(d: dict[str, Any]) -> str:
+    """One line for people: the promotion decision, its policy and reasons."""
+    reasons = "; ".join(d.get("reasons") or [])
+    if d.get("dry_run"):
+        verdict = "would promote" if d.get("passed") else "would reject"
+        return f"v{d['version']}: dry run, {verdict} ({d.get('policy_note')}); {reasons}"
+    verdict = "promoted to champion" if d.get("promoted") else "NOT promoted"
+    return f"v{d['version']}: {verdict} (policy {d.get('policy', 'gate')}); {reasons}"
+
+
 def version_metrics(client: Any, mv: Any) -> dict[str, float]:
     return dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
 
