@@ -74,10 +74,10 @@ def policy_mode(policy: str, champion: str | None) -> PolicyMode:
     if policy == "initial":
         if champion is None:
             return PolicyMode(False, "policy initial: no champion yet, the gate decides")
-        return PolicyMode(True, f"policy initial: champion v{champion} exists and stays; "
-                                "verdict recorded only (`har promote` moves it)")
+        return PolicyMode(True, f"policy initial: champion v{champion} exists and stays, so only the "
+                                "verdict is recorded")
     if policy == "dry-run":
-        return PolicyMode(True, "policy dry-run: verdict recorded only")
+        return PolicyMode(True, "policy dry-run: only the verdict is recorded")
     raise RegistryError(f"promotion policy must be one of {', '.join(POLICIES)}; got {policy!r}")
 
 

@@ -168,8 +168,8 @@ def test_no_challenger(client: MlflowClient) -> None:
     ("gate", "3", False, "policy gate"),
     ("initial", None, False, "no champion yet"),
     ("initial", "3", True, "champion v3 exists and stays"),
-    ("dry-run", None, True, "verdict recorded only"),
-    ("dry-run", "3", True, "verdict recorded only"),
+    ("dry-run", None, True, "only the verdict is recorded"),
+    ("dry-run", "3", True, "only the verdict is recorded"),
 ])
 def test_policy_mode(policy: str, champion: str | None, dry_run: bool, note: str) -> None:
     mode = policy_mode(policy, champion)
