@@ -69,7 +69,9 @@ def run_flow(params_path: Path) -> float:
     from flows.training import training_pipeline
 
     t0 = time.perf_counter()
-    state = training_pipeline(params_path=str(params_path), use_cache=False, return_state=True)
+    # policy gate: the same registry work as run_direct's stages.promote
+    state = training_pipeline(params_path=str(params_path), use_cache=False, return_state=True,
+                              promotion_policy="gate")
     if not state.is_completed():
         raise SystemExit(f"flow ended {state.name}: {state.message}")
     return time.perf_counter() - t0

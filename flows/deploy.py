@@ -57,7 +57,7 @@ class DeploymentSpec:
 def deployment_specs(params_path: str = "params.yaml") -> list[DeploymentSpec]:
     p = load_params(Path(params_path))
     pl = p.pipeline
-    retrain_params = {"params_path": params_path, "promotion": "gate"}
+    retrain_params = {"params_path": params_path, "promotion_policy": "gate"}
     return [
         DeploymentSpec(
             module="flows.training", function="training_pipeline", name=pl.deployment, cron=pl.cron,

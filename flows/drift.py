@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+import flows  # noqa: F401 - environment and har logger set-up, also when a worker loads this file as a script
 from har.config import Params, load_params
 from har.io import atomic_path
 from har.monitoring.drift import drift_report

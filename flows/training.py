@@ -7,7 +7,10 @@ Caching is DVC-like: a task's cache key hashes the stage's input files (sha256, 
 large files and folders), the params sections the stage reads, the upstream results it consumes
 and the stage function's source. Results persist under ``.prefect-results/`` in the project, so an
 unchanged stage is skipped on the next run. Outputs are checked too: if a stage's outputs are gone
-the cache entry is refreshed (the stage runs again) instead of being trusted.
+the cache entry is refreshed (the stage runs again) instead of being trusted. register and promote
+read the live registry and always run (register is idempotent: an already registered model is
+returned, not registered again); the ``promotion_policy`` parameter decides whether promote may
+move the champion.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
+import flows  # noqa: F401 - environment and har logger set-up, also when a worker loads this file as a script
 from har import stages
 from har.config import Params, load_params
 from har.errors import ValidationFailed
+from har.registry.gate import PromotionPolicy, policy_mode, promotion_line, registration_line
 
 RESULTS_DIR = Path(".prefect-results")
 CACHE_VERSION = "1"
@@ -164,9 +169,8 @@ SPECS: dict[str, StageSpec] = {
                         outputs=lambda p: [p.export.path, p.export.report_path],
                         result_outputs=lambda r: _paths(r, "onnx_path"),
                         env=("MLFLOW_TRACKING_URI",)),
-    "register": StageSpec(("registry", "tracking"),
-                          lambda p, up: [*_paths(up.get("export"), "onnx_path"), p.export.report_path],
-                          env=("MLFLOW_TRACKING_URI",)),
+    # register and promote have no spec: they read the live registry (a version may have been
+    # registered, promoted or deleted since), so they always run; register is idempotent.
 }
 
 
@@ -249,14 +253,14 @@ def export_task(p: Params, upstream: dict[str, Any] | None = None) -> dict[str, 
     return _stage("export")(p)
 
 
-@task(name="register", **CACHED)
+@task(name="register", cache_policy=NO_CACHE)  # reads the live registry: never cached
 def register_task(p: Params, upstream: dict[str, Any] | None = None) -> dict[str, Any]:
     return _stage("register")(p)
 
 
 @task(name="promote", cache_policy=NO_CACHE)  # reads the live registry: never cached
-def promote_task(p: Params, version: str | None = None) -> dict[str, Any]:
-    return _stage("promote")(p, version)
+def promote_task(p: Params, version: str | None = None, policy: str = "gate") -> dict[str, Any]:
+    return _stage("promote")(p, version, policy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,11 +274,11 @@ class _Runner:
     store: Path = field(default_factory=lambda: RESULTS_DIR.resolve())
     states: dict[str, str] = field(default_factory=dict)
 
-    def run(self, t: Any, upstream: dict[str, Any] | None = None, *, io: bool = False) -> Any:
-        state = self.submit(t, upstream, io=io)
+    def run(self, t: Any, upstream: Any = None, *, io: bool = False, **kwargs: Any) -> Any:
+        state = self.submit(t, upstream, io=io, **kwargs)
         return state.result()  # raises the stage's own error on failure
 
-    def submit(self, t: Any, upstream: dict[str, Any] | None = None, *, io: bool = False) -> Any:
+    def submit(self, t: Any, upstream: Any = None, *, io: bool = False, **kwargs: Any) -> Any:
         name = t.name
         spec = SPECS.get(name)
         opts: dict[str, Any] = {}
@@ -289,13 +293,13 @@ class _Runner:
             opts.update(result_storage=self.store, refresh_cache=bool(gone))
         else:
             opts.update(cache_policy=NO_CACHE, persist_result=False)
-        state = t.with_options(**opts)(self.p, upstream, return_state=True)
+        state = t.with_options(**opts)(self.p, upstream, return_state=True, **kwargs)
         if cached and state.name == "Cached":
             gone = [o for o in spec.result_outputs(state.result()) if not o.exists()]
             if gone:  # the cached result names files that no longer exist: run it again
                 get_run_logger().info("%s: outputs %s missing, running again", name, gone)
                 opts["refresh_cache"] = True
-                state = t.with_options(**opts)(self.p, upstream, return_state=True)
+                state = t.with_options(**opts)(self.p, upstream, return_state=True, **kwargs)
         self.states[name] = state.name
         return state
 
@@ -352,6 +356,9 @@ def publish_artifacts(p: Params, summary: dict[str, Any]) -> None:
     rows = [{"metric": k, "value": v} for k, v in m.items()]
     rows += [{"metric": "promoted", "value": promo.get("promoted")},
              {"metric": "version", "value": promo.get("version")},
+             {"metric": "registration", "value": registration_line(summary["register"])},
+             {"metric": "policy", "value": promo.get("policy")},
+             {"metric": "verdict", "value": "pass" if promo.get("passed") else "reject"},
              {"metric": "champion_before", "value": promo.get("champion_before")},
              {"metric": "reasons", "value": "; ".join(promo.get("reasons") or []) or "-"}]
     create_table_artifact(rows, key="har-metrics",
@@ -374,11 +381,18 @@ def publish_artifacts(p: Params, summary: dict[str, Any]) -> None:
 
 @flow(name="training-pipeline", description="HAPT data → validated windows → model → registry.")
 def training_pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None = None,
-                      use_cache: bool = True, stop_after: str | None = None) -> dict[str, Any]:
-    """Run every stage; ``stop_after`` ends early (e.g. ``"preprocess"`` for the data stages)."""
+                      use_cache: bool = True, stop_after: str | None = None,
+                      promotion_policy: PromotionPolicy = "initial") -> dict[str, Any]:
+    """Run every stage; ``stop_after`` ends early (e.g. ``"preprocess"`` for the data stages).
+
+    ``promotion_policy`` (har.registry.gate.policy_mode): ``initial`` by default, so an ad-hoc run
+    is an experiment that never moves an existing champion; the scheduled ``har-retrain``
+    deployment passes ``gate``.
+    """
     log = get_run_logger()
     if stop_after is not None and stop_after not in STOP_AFTER:
         raise ValueError(f"stop_after must be one of {STOP_AFTER}, got {stop_after!r}")
+    policy_mode(promotion_policy, None)  # a bad policy fails before anything is trained
     p = load_params(Path(params_path), overrides)
     r = _Runner(p, use_cache)
     out: dict[str, Any] = {"states": r.states}
@@ -426,7 +440,7 @@ def training_pipeline(params_path: str = "params.yaml", overrides: dict[str, Any
     out["register"] = registered
     if done("register"):
         return out
-    promo = r.run(promote_task, str(registered["version"]))
+    promo = r.run(promote_task, str(registered["version"]), policy=promotion_policy)
     out.update(
         promotion=promo,
         run_id=trained.get("run_id") or evaluated.get("run_id"),
@@ -437,6 +451,7 @@ def training_pipeline(params_path: str = "params.yaml", overrides: dict[str, Any
                  "latency_p50_ms": exported.get("latency_p50_ms")},
     )
     publish_artifacts(p, out)
-    log.info("metrics %s; promoted=%s (%s)", out["metrics"], promo.get("promoted"),
-             "; ".join(promo.get("reasons") or []))
+    log.info("metrics %s", out["metrics"])
+    log.info("%s", registration_line(registered))
+    log.info("%s %s", p.registry.model_name, promotion_line(promo))
     return out

@@ -154,14 +154,24 @@ def preprocess(
     typer.echo(f"{stats['n_windows']} windows written to {p.preprocess.out_dir}")
 
 
+PolicyOpt = Annotated[str, typer.Option(
+    "--policy", help="Promotion policy: gate (move champion if the gate passes), initial (gate only "
+    "while there is no champion, else dry run), dry-run (record the verdict only).")]
+PromoteFlag = Annotated[bool, typer.Option(
+    "--promote", help="Gated promotion (policy gate); default: policy initial, which never moves "
+    "an existing champion.")]
+
+
 @app.command("run")
 def run_all(
     data_only: Annotated[bool, typer.Option("--data-only", help="Stop after preprocess.")] = False,
+    promote_: PromoteFlag = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """The whole pipeline: fetch → ingest → validate → preprocess → train → evaluate → export →
-    register → promote (what `dvc repro` runs, without DVC's caching)."""
+    register → promote (what `dvc repro` runs, without DVC's caching; policy initial)."""
     from har import stages
+    from har.registry.gate import promotion_line, registration_line
 
     p = _params(params)
     _run(stages.fetch, p)
@@ -179,9 +189,10 @@ def run_all(
     ex = _run(stages.export, p)
     typer.echo(f"exported {ex['onnx_path']} (parity {ex['parity_max_abs_diff']:.1e})")
     reg = _run(stages.register, p)
-    d = _run(stages.promote, p)
-    verdict = "promoted to champion" if d["promoted"] else "not promoted"
-    typer.echo(f"{reg['name']} v{reg['version']}: {verdict}; " + "; ".join(d["reasons"]))
+    typer.echo(registration_line(reg))
+    d = _run(stages.promote, p, reg["version"], "gate" if promote_ else "initial")
+    typer.echo(f"{reg['name']} {promotion_line(d)}")
+
 
 @app.command("train")
 def train(
@@ -238,24 +249,30 @@ def export(params: ParamsOpt = Path("params.yaml")) -> None:
 
 @app.command("register")
 def register(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Register the exported model as a new version with alias challenger."""
+    """Register the exported model as a new version with alias challenger (once: a model that is
+    already registered is reported, not registered again)."""
     from har import stages
+    from har.registry.gate import registration_line
 
     out = _run(stages.register, _params(params))
-    typer.echo(f"registered {out['name']} version {out['version']} (alias challenger)")
+    typer.echo(registration_line(out))
 
 
 @app.command("promote")
 def promote(
     version: Annotated[str | None, typer.Option(help="Version to gate (default: the challenger).")] = None,
+    policy: PolicyOpt = "gate",
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Same as --policy dry-run: tag the verdict, move no alias.")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Move alias champion to the challenger if it passes the gates (registry.*)."""
+    """Gate the challenger (or --version) and move alias champion if it passes (registry.*);
+    --policy initial|dry-run or --dry-run may only record the verdict as tags."""
     from har import stages
+    from har.registry.gate import promotion_line
 
-    d = _run(stages.promote, _params(params), version)
-    verdict = "promoted to champion" if d["promoted"] else "NOT promoted"
-    typer.echo(f"version {d['version']}: {verdict}; " + "; ".join(d["reasons"]))
+    d = _run(stages.promote, _params(params), version, "dry-run" if dry_run else policy)
+    typer.echo(promotion_line(d))
 
 
 @app.command("rollback")

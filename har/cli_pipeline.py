@@ -6,7 +6,6 @@ Prefect is imported inside the commands so `har --help` stays fast.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,23 +15,15 @@ import typer
 pipeline_app = typer.Typer(help="Run and serve the Prefect flows.", no_args_is_help=True)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]
-_ENV_DEFAULTS = {
-    # The ephemeral API server needs more than the default 20 s to start on small machines.
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "MLFLOW_ENABLE_TELEMETRY": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-}
 
 
 def _prepare() -> None:
-    """Environment defaults before prefect is imported; the repo's flows/ package on sys.path."""
-    for key, value in _ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    """The repo's flows/ package on sys.path and imported before prefect is: importing it sets the
+    environment defaults and the har logger for flow runs (flows/__init__.py)."""
     root = Path(__file__).resolve().parents[1]
     if (root / "flows" / "__init__.py").is_file() and str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    import flows  # noqa: F401
 
 
 def _parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -61,10 +52,14 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Any dotted key: KEY=VALUE.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every stage.")] = False,
     stop_after: Annotated[str | None, typer.Option(help="Last stage to run, e.g. preprocess.")] = None,
+    promote: Annotated[bool, typer.Option(
+        "--promote", help="Gated promotion (flow parameter promotion_policy=gate); default: initial, "
+        "which only records a dry-run verdict once a champion exists.")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run the training flow in-process against Prefect's ephemeral API (no server needed)."""
     from har.cli import _params, _run
+    from har.registry.gate import promotion_line, registration_line
 
     overrides = {"train.model": model, "train.epochs": epochs, "train.batch_size": batch_size,
                  "train.lr": lr, "data.subjects": subjects or None, **_parse_set(set_)}
@@ -74,14 +69,15 @@ def run(
     from flows.training import training_pipeline
 
     out = _run(training_pipeline, params_path=str(params), overrides=overrides or None,
-               use_cache=not no_cache, stop_after=stop_after)
+               use_cache=not no_cache, stop_after=stop_after,
+               promotion_policy="gate" if promote else "initial")
     typer.echo("stages: " + ", ".join(f"{k}={v}" for k, v in out["states"].items()))
+    if "register" in out:
+        typer.echo(registration_line(out["register"]))
     if "metrics" in out:
         typer.echo("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in out["metrics"].items()))
         promo = out["promotion"]
-        verdict = "PROMOTED" if promo.get("promoted") else "not promoted"
-        typer.echo(f"version {promo.get('version')}: {verdict} (champion before: "
-                   f"{promo.get('champion_before')}); " + "; ".join(promo.get("reasons") or []))
+        typer.echo(f"{promotion_line(promo)} (champion before: {promo.get('champion_before')})")
 
 
 @pipeline_app.command("serve")

@@ -94,7 +94,9 @@ def validate(p: Params, *, windows: bool = False) -> str:
     # A failing run writes its report beside the good one, never over it.
     report.to_json(report_path if report.success else report_path.with_suffix(".failed.json"))
     raise_for_failure(report)
-    return report.summary()
+    summary = report.summary()
+    log.info("%s%s", "windows " if windows else "", summary)
+    return summary
 
 
 def preprocess(p: Params) -> dict:
@@ -115,6 +117,7 @@ def preprocess(p: Params) -> dict:
     from har.monitoring.reference import write_reference_stats
 
     write_reference_stats(p)
+    log.info("preprocessed %d windows into %s", stats["n_windows"], pp.out_dir)
     return stats
 
 
@@ -361,7 +364,8 @@ def export(p: Params) -> dict:
     from har.errors import HarError
     from har.export.onnx import export_onnx, latency_ms, parity
     from har.io import atomic_path
-    from har.tracking import ONNX_REQUIREMENTS
+    from har.registry.gate import DIGEST_TAG
+    from har.tracking import ONNX_REQUIREMENTS, file_sha256
     from har.training.bundle import TrainedModel
     from har.training.data import load_split_data
 
@@ -378,6 +382,8 @@ def export(p: Params) -> dict:
             raise HarError(f"export: ONNX and {model.meta.model} disagree by {diff:.2e} "
                            f"(> export.parity_atol {ex.parity_atol:.0e}); {ex.path} left unchanged")
     lat = latency_ms(ex.path, X[0], runs=ex.latency_runs)
+    # the ONNX bytes' digest identifies the model for idempotent registration (har.registry.gate)
+    digest = file_sha256(ex.path)
     info = _run_info(p)
     with _open_run(p, info["run_id"]):
         from mlflow.models import infer_signature
@@ -387,20 +393,26 @@ def export(p: Params) -> dict:
         example = X[:2]
         probs = session(ex.path).run(["probs"], {"window": example})[0]
         mlflow.log_metrics({"parity_max_abs_diff": diff, **lat})
+        mlflow.set_tag(DIGEST_TAG, digest)
         model_info = mlflow.onnx.log_model(onnx.load(str(ex.path)), name="onnx",
                                            signature=infer_signature(example, probs),
                                            input_example=example, pip_requirements=ONNX_REQUIREMENTS)
     result = {"onnx_path": str(ex.path), "parity_max_abs_diff": diff, **lat,
-              "model_uri": model_info.model_uri, "run_id": info["run_id"], "model": model.meta.model}
+              "model_uri": model_info.model_uri, "run_id": info["run_id"], "model": model.meta.model,
+              DIGEST_TAG: digest}
     _write_json(ex.report_path, result)
     log.info("exported %s: parity %.2e, batch-1 p50 %.3f ms", ex.path, diff, lat["latency_p50_ms"])
     return result
 
 
 def register(p: Params) -> dict:
-    """Register the exported ONNX model as a new version of registry.model_name (alias challenger)."""
+    """Register the exported ONNX model as a new version of registry.model_name (alias challenger).
+
+    Idempotent: if this run's exported model is already a version, that version is returned with
+    ``created: False`` and nothing in the registry changes.
+    """
     from har.errors import DataError
-    from har.registry.gate import client_for, register_version
+    from har.registry.gate import DIGEST_TAG, client_for, register_version, registration_line
     from har.tracking import setup_mlflow, tracking_uri
 
     path = p.export.report_path
@@ -412,10 +424,13 @@ def register(p: Params) -> dict:
     run = client.get_run(exp["run_id"])
     tags = {k: run.data.tags[k] for k in ("git_commit", "data_digest", "model", "test_subjects")
             if k in run.data.tags}
-    version = register_version(client, p.registry.model_name, exp["model_uri"], exp["run_id"], tags)
-    result = {"name": p.registry.model_name, "version": version, "run_id": exp["run_id"]}
+    # an export report from before digests were logged matches by model URI alone
+    reg = register_version(client, p.registry.model_name, exp["model_uri"], exp["run_id"], tags,
+                           digest=exp.get(DIGEST_TAG))
+    result = {"name": p.registry.model_name, "version": reg.version, "run_id": exp["run_id"],
+              "created": reg.created}
     _write_json(p.registry.report_path, result)
-    log.info("registered %s v%s as challenger", p.registry.model_name, version)
+    log.info("%s", registration_line(result))
     return result
 
 
@@ -447,21 +462,21 @@ def _champion_scorer(p: Params):  # noqa: ANN202 - Callable[[ModelVersion], floa
     return score
 
 
-def promote(p: Params, version: str | None = None) -> dict:
-    """Move alias champion to the challenger (or VERSION) if it passes the gates; tags say why."""
+def promote(p: Params, version: str | None = None, policy: str = "gate") -> dict:
+    """Gate the challenger (or VERSION) under ``policy`` (gate | initial | dry-run, see
+    har.registry.gate.policy_mode); alias champion moves only on a gated pass. Tags say why."""
     from har.registry import gate
     from har.tracking import setup_mlflow, tracking_uri
 
+    gate.policy_mode(policy, None)  # an unknown policy is an error before MLflow is touched
     setup_mlflow(p)
     client = gate.client_for(tracking_uri(p))
     decision = gate.promote(client, p.registry.model_name, p.registry, version=version,
-                            champion_score=_champion_scorer(p)).to_dict()
+                            champion_score=_champion_scorer(p), policy=policy).to_dict()
     path = p.registry.report_path
     previous = json.loads(path.read_text()) if path.is_file() else {}
     _write_json(path, {**previous, "name": p.registry.model_name, "promotion": decision})
-    log.info("%s v%s: %s (%s)", p.registry.model_name, decision["version"],
-             "promoted to champion" if decision["promoted"] else "not promoted",
-             "; ".join(decision["reasons"]))
+    log.info("%s %s", p.registry.model_name, gate.promotion_line(decision))
     return decision
 
 

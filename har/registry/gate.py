@@ -5,6 +5,14 @@ parity, latency budget) and beats the champion's macro-F1 on the same test subje
 the margin. The decision and its reasons are tags on the challenger version either way; a failed
 gate moves no alias. The registered model keeps ``champion_history`` so ``rollback`` can return
 to the previous champion.
+
+Who may move ``champion`` is a promotion policy (``policy_mode``): ``gate`` (an explicit
+``har promote``, the scheduled retraining), ``initial`` (gated only while the registry has no
+champion: `make run` on a fresh registry; experiments never move an existing champion) and
+``dry-run`` (the gate's verdict is recorded, no alias moves).
+
+Registration is idempotent: a version of the same MLflow run with the same ONNX model (model URI or
+ONNX content digest) is returned instead of registering it again.
 """
 
 from __future__ import annotations
@@ -13,13 +21,18 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from har.config import RegistryParams
 from har.errors import HarError
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"
+DIGEST_TAG = "onnx_sha256"  # sha256 of the exported ONNX file, set at export (run) and register
+PromotionPolicy = Literal["gate", "initial", "dry-run"]
+POLICIES: tuple[str, ...] = get_args(PromotionPolicy)
+# promotion.decision values written by a gated decision; a dry run never overwrites them
+GATED_DECISIONS = ("promoted", "rejected")
 
 
 class RegistryError(HarError):
@@ -28,15 +41,50 @@ class RegistryError(HarError):
 
 @dataclass
 class Decision:
-    promoted: bool
+    promoted: bool  # alias champion moved to ``version``
     version: str
     champion_before: str | None
     reasons: list[str] = field(default_factory=list)
     challenger_macro_f1: float | None = None
     champion_macro_f1: float | None = None
+    policy: str = "gate"
+    dry_run: bool = False  # the verdict was only recorded: no alias was to move
+    passed: bool = False  # the gate's verdict (what a gated promotion would have done)
+    policy_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class PolicyMode:
+    """What a promotion policy does with the registry as it is: gate for real, or dry run."""
+
+    dry_run: bool
+    note: str
+
+
+def policy_mode(policy: str, champion: str | None) -> PolicyMode:
+    """Gate for real or only record the verdict, given the policy and the current champion.
+
+    ``champion`` is the version holding alias champion (None: the registry has none yet).
+    """
+    if policy == "gate":
+        return PolicyMode(False, "policy gate: the champion moves if the gate passes")
+    if policy == "initial":
+        if champion is None:
+            return PolicyMode(False, "policy initial: no champion yet, the gate decides")
+        return PolicyMode(True, f"policy initial: champion v{champion} exists and stays, so only the "
+                                "verdict is recorded")
+    if policy == "dry-run":
+        return PolicyMode(True, "policy dry-run: only the verdict is recorded")
+    raise RegistryError(f"promotion policy must be one of {', '.join(POLICIES)}; got {policy!r}")
+
+
+@dataclass(frozen=True)
+class Registration:
+    version: str
+    created: bool  # False: the model was already registered as ``version``; nothing changed
 
 
 def client_for(uri: str | None = None):  # noqa: ANN201 - MlflowClient
@@ -54,19 +102,62 @@ def _alias_version(client: Any, name: str, alias: str) -> Any | None:
         return None
 
 
-def register_version(client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
-    """Register ``model_uri`` as a new version of ``name`` and point ``challenger`` at it."""
+def find_version(client: Any, name: str, run_id: str, model_uri: str,
+                 digest: str | None = None) -> str | None:
+    """The oldest version of ``name`` holding this run's model: same model URI or ONNX digest."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except MlflowException:  # no such registered model yet
+        return None
+    for mv in sorted(versions, key=lambda v: int(v.version)):
+        # a re-export of the same weights logs a new model URI but the same ONNX bytes
+        if mv.source == model_uri or (digest and mv.tags.get(DIGEST_TAG) == digest):
+            return str(mv.version)
+    return None
+
+
+def register_version(client: Any, name: str, model_uri: str, run_id: str, tags: dict[str, str],
+                     digest: str | None = None) -> Registration:
+    """Register ``model_uri`` as a new version of ``name`` and point ``challenger`` at it.
+
+    If this run's model is already a version (``find_version``), that version is returned with
+    ``created=False``: no new version, no alias moved.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    existing = find_version(client, name, run_id, model_uri, digest)
+    if existing is not None:
+        return Registration(existing, created=False)
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description="Human activity recognition (har) models; "
                                        "aliases: champion = served, challenger = newest candidate.")
-    mv = mlflow.register_model(model_uri, name, tags={**tags, "run_id": run_id})
+    version_tags = {**tags, "run_id": run_id, **({DIGEST_TAG: digest} if digest else {})}
+    mv = mlflow.register_model(model_uri, name, tags=version_tags)
     client.set_registered_model_alias(name, CHALLENGER, mv.version)
-    return str(mv.version)
+    return Registration(str(mv.version), created=True)
+
+
+def registration_line(reg: dict[str, Any]) -> str:
+    """One line for people: what ``register`` did (CLI, flow summary and logs say the same)."""
+    if reg.get("created", True):
+        return f"registered {reg['name']} v{reg['version']} (alias challenger)"
+    return (f"{reg['name']}: MLflow run {reg['run_id']} is already registered as v{reg['version']}; "
+            "nothing registered")
+
+
+def promotion_line(d: dict[str, Any]) -> str:
+    """One line for people: the promotion decision, its policy and reasons."""
+    reasons = "; ".join(d.get("reasons") or [])
+    if d.get("dry_run"):
+        verdict = "would promote" if d.get("passed") else "would reject"
+        return f"v{d['version']}: dry run, {verdict} ({d.get('policy_note')}); {reasons}"
+    verdict = "promoted to champion" if d.get("promoted") else "NOT promoted"
+    return f"v{d['version']}: {verdict} (policy {d.get('policy', 'gate')}); {reasons}"
 
 
 def version_metrics(client: Any, mv: Any) -> dict[str, float]:
@@ -100,25 +191,37 @@ def _history(client: Any, name: str) -> list[str]:
 
 
 def promote(client: Any, name: str, gates: RegistryParams, version: str | None = None,
-            champion_score: Callable[[Any], float | None] | None = None) -> Decision:
+            champion_score: Callable[[Any], float | None] | None = None,
+            policy: str = "gate") -> Decision:
     """Gate the challenger (or ``version``) against the champion; move ``champion`` if it wins.
 
     ``champion_score`` re-scores the champion on the challenger's test windows (same subjects by
     construction); without it, or when it returns None, the champion's recorded test macro-F1 is
-    used, and only if it was measured on the same test subjects.
+    used, and only if it was measured on the same test subjects. ``policy`` (``policy_mode``) may
+    turn the decision into a dry run: the verdict is tagged as ``dry-run: would promote|would
+    reject`` and no alias moves.
     """
+    champ = _alias_version(client, name, CHAMPION)
+    mode = policy_mode(policy, str(champ.version) if champ else None)  # an unknown policy raises
     if version is None:
         mv = _alias_version(client, name, CHALLENGER)
         if mv is None:
             raise RegistryError(f"{name}: no version has alias '{CHALLENGER}'; run `har register` first")
     else:
-        mv = client.get_model_version(name, str(version))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = client.get_model_version(name, str(version))
+        except MlflowException:
+            raise RegistryError(f"{name}: no version {version!r}; expected an existing version number "
+                                "(see `mlflow ui` or reports/registry.json)") from None
     metrics = version_metrics(client, mv)
     reasons = gate_failures(metrics, gates)
-    champ = _alias_version(client, name, CHAMPION)
     decision = Decision(False, str(mv.version), str(champ.version) if champ else None,
-                        challenger_macro_f1=metrics.get("test_macro_f1"))
-    if champ is not None and str(champ.version) == str(mv.version):
+                        challenger_macro_f1=metrics.get("test_macro_f1"), policy=policy,
+                        dry_run=mode.dry_run, policy_note=mode.note)
+    already = champ is not None and str(champ.version) == str(mv.version)
+    if already:
         reasons.append(f"version {mv.version} is already the champion")
     elif champ is not None:
         champ_f1 = champion_score(champ) if champion_score else None
@@ -134,17 +237,25 @@ def promote(client: Any, name: str, gates: RegistryParams, version: str | None =
         if champ_f1 is not None and chal_f1 is not None and not chal_f1 > champ_f1 + gates.margin:
             reasons.append(f"macro-F1 {chal_f1:.4f} does not beat champion v{champ.version} "
                            f"({champ_f1:.4f}) by more than the margin {gates.margin}")
-    decision.promoted = not reasons
+    decision.passed = not reasons
+    decision.promoted = decision.passed and not mode.dry_run
     decision.reasons = reasons or ["passed all gates" + (
         f" and beat champion v{champ.version}" if champ is not None else "; first champion")]
-    tags = {"promotion.decision": "promoted" if decision.promoted else "rejected",
-            "promotion.reasons": json.dumps(decision.reasons),
-            "promotion.champion_before": decision.champion_before or "",
-            "promotion.time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if decision.champion_macro_f1 is not None:
-        tags["promotion.champion_macro_f1"] = f"{decision.champion_macro_f1:.6f}"
-    for key, value in tags.items():
-        client.set_model_version_tag(name, mv.version, key, value)
+    verdict = "promoted" if decision.passed else "rejected"
+    if mode.dry_run:
+        verdict = f"dry-run: would {'promote' if decision.passed else 'reject'}"
+    # The champion keeps the tags that made it champion; a dry run never overwrites a gated decision.
+    keep = already or (mode.dry_run and mv.tags.get("promotion.decision") in GATED_DECISIONS)
+    if not keep:
+        tags = {"promotion.decision": verdict,
+                "promotion.reasons": json.dumps(decision.reasons),
+                "promotion.policy": policy,
+                "promotion.champion_before": decision.champion_before or "",
+                "promotion.time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if decision.champion_macro_f1 is not None:
+            tags["promotion.champion_macro_f1"] = f"{decision.champion_macro_f1:.6f}"
+        for key, value in tags.items():
+            client.set_model_version_tag(name, mv.version, key, value)
     if decision.promoted:
         history = _history(client, name)
         client.set_registered_model_alias(name, CHAMPION, mv.version)
@@ -167,4 +278,5 @@ def rollback(client: Any, name: str) -> Decision:
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     client.set_model_version_tag(name, champ.version, "promotion.rolled_back", stamp)
-    return Decision(True, previous, str(champ.version), [f"rolled back from v{champ.version} to v{previous}"])
+    return Decision(True, previous, str(champ.version), [f"rolled back from v{champ.version} to v{previous}"],
+                    passed=True)

@@ -16,17 +16,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 MIRROR = os.environ.get("HAR_DATA_MIRROR")
 
-# Before prefect is imported anywhere in this process (its settings are read at import).
-os.environ.update({
-    "PREFECT_HOME": tempfile.mkdtemp(prefix="har-prefect-home-"),
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "MLFLOW_ENABLE_TELEMETRY": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-})
+# Before prefect is imported anywhere in this process (its settings are read at import): an
+# isolated home, then the flows package's own environment defaults, as `har pipeline` sets them.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="har-prefect-home-")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the top-level flows/ package
+import flows  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

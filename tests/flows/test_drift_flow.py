@@ -99,4 +99,4 @@ def test_drift_triggers_retrain_run(project: Path, deployment_id: Any) -> None:
     assert len(new) == 1
     # nobody serves the deployment in this test: the run waits to be picked up
     assert new[0].state.type.value in {"SCHEDULED", "PENDING"}
-    assert new[0].parameters["promotion"] == "gate"  # retraining on drift may move the champion
+    assert new[0].parameters["promotion_policy"] == "gate"  # retraining on drift may move the champion

@@ -109,4 +109,4 @@ def test_serve_registers_scheduled_deployments(server: tuple[str, dict[str, str]
     drift = found["drift-check/drift-check"].schedules[0].schedule
     assert drift.cron == "*/30 * * * *"
     retrain_params = found["training-pipeline/har-retrain"].parameters
-    assert retrain_params == {"params_path": "params.yaml", "promotion": "gate"}
+    assert retrain_params == {"params_path": "params.yaml", "promotion_policy": "gate"}

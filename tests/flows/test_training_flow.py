@@ -1,5 +1,6 @@
 """The training flow on HAPT subjects 1-6 against a temporary Prefect API: full run, cache hits on
-the second run, a missing output re-runs its stage, a validation failure fails the flow."""
+the second run (which registers nothing), a missing output re-runs its stage, a validation failure
+fails the flow, the stages' log lines reach the flow run's logs."""
 
 from __future__ import annotations
 
@@ -41,6 +42,33 @@ def _artifacts(flow_run_id: Any, key: str) -> list[dict[str, Any]]:
     return res.json()
 
 
+def _logs(flow_run_id: Any, *expected: str) -> str:
+    """The flow run's log messages through the REST API, once every ``expected`` text is in them
+    (the API log handler sends in batches)."""
+    import time
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    body = {"logs": {"flow_run_id": {"any_": [str(flow_run_id)]}}, "limit": 200, "offset": 0,
+            "sort": "TIMESTAMP_ASC"}
+    deadline = time.monotonic() + 30
+    while True:
+        res = httpx.post(f"{PREFECT_API_URL.value()}/logs/filter", json=body, timeout=30)
+        res.raise_for_status()
+        text = "\n".join(f"{r['name']}: {r['message']}" for r in res.json())
+        if all(e in text for e in expected) or time.monotonic() > deadline:
+            return text
+        time.sleep(1)
+
+
+def _versions() -> list[str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+    return sorted(str(v.version) for v in client.search_model_versions("name='har-activity'"))
+
+
 def _mlflow_runs(root: Path) -> int:
     from mlflow.tracking import MlflowClient
 
@@ -77,8 +105,10 @@ def test_full_run_completes_with_artifacts(project: Path, first_run: tuple[Any, 
     assert set(out["states"].values()) == {"Completed"}
     m = out["metrics"]
     assert 0 <= m["macro_f1"] <= 1 and 0 <= m["accuracy"] <= 1 and m["latency_p50_ms"] > 0
-    assert out["promotion"]["promoted"] is True
+    # an ad-hoc run has policy initial: on an empty registry the gate decides
+    assert out["promotion"]["promoted"] is True and out["promotion"]["policy"] == "initial"
     assert _champion() == str(out["promotion"]["version"])
+    assert out["register"]["created"] is True
     assert (project / "data/processed/reference_stats.json").is_file()
     run_id = state.state_details.flow_run_id
     table = _artifacts(run_id, "har-metrics")
@@ -87,18 +117,37 @@ def test_full_run_completes_with_artifacts(project: Path, first_run: tuple[Any, 
     assert link and out["run_id"] in str(link[0]['data']) and "#/experiments/" in str(link[0]['data'])
     image = _artifacts(run_id, "confusion-matrix")
     assert image and str(image[0]['data']).startswith("data:image/png;base64,")
+    # the stages' own outcome lines (har.* loggers) are in the flow run's logs, not only states
+    version = out["register"]["version"]
+    expected = ("har.stages: validation passed: ", "expectations met",
+                "har.stages: test subjects [2, 4]: accuracy ", "har.stages: trained tinyhar: val macro-F1",
+                f"har.stages: registered har-activity v{version} (alias challenger)",
+                f"v{version}: promoted to champion (policy initial)")
+    logs = _logs(run_id, *expected)
+    for line in expected:
+        assert line in logs, (line, logs[-3000:])
 
 
 def test_second_run_hits_the_cache(project: Path, first_run: tuple[Any, dict]) -> None:
     from flows.training import training_pipeline
 
     runs_before = _mlflow_runs(project)
-    out = training_pipeline(params_path="params.yaml")
+    versions = _versions()
+    state = training_pipeline(params_path="params.yaml", return_state=True)
+    out = state.result()
     cached = {k for k, v in out["states"].items() if v == "Cached"}
-    assert cached == set(ALL) - {"promote"}, out["states"]
-    assert out["states"]["promote"] == "Completed"  # reads the live registry: never cached
+    assert cached == set(ALL) - {"register", "promote"}, out["states"]
+    # register and promote read the live registry: never cached
+    assert out["states"]["register"] == out["states"]["promote"] == "Completed"
     assert _mlflow_runs(project) == runs_before  # train did not run again
     assert out["run_id"] == first_run[1]["run_id"]
+    # the same run's model is not registered again; the champion stays
+    version = first_run[1]["register"]["version"]
+    assert out["register"] == {**first_run[1]["register"], "created": False}
+    assert _versions() == versions == [version]
+    assert _champion() == version and not out["promotion"]["promoted"]
+    logs = _logs(state.state_details.flow_run_id, f"already registered as v{version}")
+    assert f"already registered as v{version}; nothing registered" in logs, logs[-3000:]
 
 
 def test_missing_output_reruns_its_stage(project: Path, first_run: tuple[Any, dict]) -> None:

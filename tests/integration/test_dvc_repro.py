@@ -1,5 +1,6 @@
 """`dvc repro` on a clone runs fetch → … → register to a champion; a second run does nothing;
-`dvc exp run -S train.lr=…` re-runs from train with the new value."""
+`dvc exp run -S train.lr=…` re-runs from train with the new value, registers its model and leaves
+the champion where it was."""
 
 from __future__ import annotations
 
@@ -72,3 +73,17 @@ def test_dvc_repro_to_champion(tmp_path: Path) -> None:
     assert "Running stage 'preprocess'" not in exp.stdout
     shown = run("exp", "show", "--json")
     assert "0.001" in shown.stdout
+    # the experiment's model is version 2 with the gate's verdict as a dry run; v1 is still served
+    check = ("import json, mlflow;"
+             "c = mlflow.MlflowClient('sqlite:///mlflow.db', 'sqlite:///mlflow.db');"
+             "v = c.get_model_version('har-activity', '2');"
+             "print(json.dumps([str(c.get_model_version_by_alias('har-activity', 'champion').version),"
+             " v.tags['promotion.decision'], v.tags['promotion.policy']]))")
+    res = subprocess.run([sys.executable, "-c", check], cwd=clone, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:] + exp.stdout
+    champion, decision, policy = json.loads(res.stdout.strip().splitlines()[-1])
+    assert champion == "1" and policy == "initial"
+    assert decision in ("dry-run: would promote", "dry-run: would reject")
+    registry = json.loads((clone / "reports" / "registry.json").read_text())
+    assert registry["promotion"]["dry_run"] and not registry["promotion"]["promoted"]

@@ -12,7 +12,16 @@ from mlflow import MlflowClient
 from onnx import TensorProto, helper
 
 from har.config import RegistryParams
-from har.registry.gate import CHALLENGER, CHAMPION, RegistryError, promote, register_version, rollback
+from har.registry.gate import (
+    CHALLENGER,
+    CHAMPION,
+    POLICIES,
+    RegistryError,
+    policy_mode,
+    promote,
+    register_version,
+    rollback,
+)
 
 NAME = "har-activity"
 GOOD = {"parity_max_abs_diff": 1e-6, "latency_p50_ms": 0.1}
@@ -40,7 +49,9 @@ def _candidate(client: MlflowClient, metrics: dict[str, float], subjects: str = 
     with mlflow.start_run() as run:
         mlflow.log_metrics(metrics)
         info = mlflow.onnx.log_model(_tiny_onnx(), name="onnx", pip_requirements=["onnxruntime"])
-    return register_version(client, NAME, info.model_uri, run.info.run_id, {"test_subjects": subjects})
+    reg = register_version(client, NAME, info.model_uri, run.info.run_id, {"test_subjects": subjects})
+    assert reg.created
+    return reg.version
 
 
 def _alias(client: MlflowClient, alias: str) -> str:
@@ -146,3 +157,132 @@ def test_rollback(client: MlflowClient) -> None:
 def test_no_challenger(client: MlflowClient) -> None:
     with pytest.raises(RegistryError, match="no version has alias 'challenger'"):
         promote(client, NAME, RegistryParams())
+
+
+# ------------------------------------------------------------------------------------------------
+# Promotion policy: only `har promote`/the schedule (gate) and a first champion (initial) move it
+
+
+@pytest.mark.parametrize(("policy", "champion", "dry_run", "note"), [
+    ("gate", None, False, "policy gate"),
+    ("gate", "3", False, "policy gate"),
+    ("initial", None, False, "no champion yet"),
+    ("initial", "3", True, "champion v3 exists and stays"),
+    ("dry-run", None, True, "only the verdict is recorded"),
+    ("dry-run", "3", True, "only the verdict is recorded"),
+])
+def test_policy_mode(policy: str, champion: str | None, dry_run: bool, note: str) -> None:
+    mode = policy_mode(policy, champion)
+    assert mode.dry_run is dry_run and note in mode.note
+    assert policy in POLICIES
+
+
+@pytest.mark.parametrize("policy", ["Gate", "dry_run", ""])
+def test_unknown_policy_is_an_error_naming_the_choices(client: MlflowClient, policy: str) -> None:
+    with pytest.raises(RegistryError, match="must be one of gate, initial, dry-run"):
+        policy_mode(policy, None)
+    _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    with pytest.raises(RegistryError, match="must be one of"):
+        promote(client, NAME, RegistryParams(), policy=policy)
+    assert "promotion.decision" not in _tags(client, "1")  # nothing was decided
+
+
+def test_initial_on_an_empty_registry_promotes(client: MlflowClient) -> None:
+    v1 = _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    d = promote(client, NAME, RegistryParams(), policy="initial")
+    assert d.promoted and d.passed and not d.dry_run and _alias(client, CHAMPION) == v1
+    assert _tags(client, v1)["promotion.decision"] == "promoted"
+    assert _tags(client, v1)["promotion.policy"] == "initial"
+
+
+def test_initial_with_a_champion_only_tags_the_verdict(client: MlflowClient) -> None:
+    """What `dvc exp run` does: the gate's verdict is recorded, the champion stays."""
+    v1 = _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    promote(client, NAME, RegistryParams(), policy="initial")
+    history = client.get_registered_model(NAME).tags["champion_history"]
+
+    better = _candidate(client, {"test_macro_f1": 0.90, **GOOD})
+    d = promote(client, NAME, RegistryParams(), policy="initial")
+    assert d.dry_run and d.passed and not d.promoted and d.champion_before == v1
+    assert _alias(client, CHAMPION) == v1 and _alias(client, CHALLENGER) == better
+    tags = _tags(client, better)
+    assert tags["promotion.decision"] == "dry-run: would promote"
+    assert tags["promotion.policy"] == "initial"
+    assert "beat champion v1" in json.loads(tags["promotion.reasons"])[0]
+
+    worse = _candidate(client, {"test_macro_f1": 0.70, **GOOD})
+    d = promote(client, NAME, RegistryParams(), policy="initial")
+    assert d.dry_run and not d.passed and not d.promoted
+    assert _tags(client, worse)["promotion.decision"] == "dry-run: would reject"
+    assert "does not beat champion v1" in json.loads(_tags(client, worse)["promotion.reasons"])[0]
+    assert _alias(client, CHAMPION) == v1
+    assert client.get_registered_model(NAME).tags["champion_history"] == history
+
+    # an explicit `har promote` (policy gate) of the better version moves the champion
+    d = promote(client, NAME, RegistryParams(), version=better)
+    assert d.promoted and not d.dry_run and _alias(client, CHAMPION) == better
+    assert _tags(client, better)["promotion.decision"] == "promoted"
+    assert _tags(client, better)["promotion.policy"] == "gate"
+
+
+def test_dry_run_keeps_gated_decisions_and_the_champions_tags(client: MlflowClient) -> None:
+    v1 = _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    promote(client, NAME, RegistryParams())
+    champion_tags = _tags(client, v1)
+    v2 = _candidate(client, {"test_macro_f1": 0.70, **GOOD})
+    assert not promote(client, NAME, RegistryParams()).promoted
+    rejected_tags = _tags(client, v2)
+
+    for version in (v1, v2):
+        d = promote(client, NAME, RegistryParams(), version=version, policy="dry-run")
+        assert d.dry_run and not d.passed and not d.promoted
+    assert _tags(client, v1) == champion_tags  # still says why it became champion
+    assert _tags(client, v2) == rejected_tags  # a dry run never overwrites a gated decision
+    # re-gating the champion itself decides nothing and keeps its tags too
+    d = promote(client, NAME, RegistryParams(), version=v1)
+    assert not d.promoted and "already the champion" in d.reasons[0]
+    assert _tags(client, v1) == champion_tags and _alias(client, CHAMPION) == v1
+
+
+def test_unknown_version_is_a_registry_error(client: MlflowClient) -> None:
+    _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    with pytest.raises(RegistryError, match="no version '7'; expected an existing version"):
+        promote(client, NAME, RegistryParams(), version="7")
+
+
+# ------------------------------------------------------------------------------------------------
+# Idempotent registration
+
+
+def _versions(client: MlflowClient) -> list[str]:
+    return sorted(str(v.version) for v in client.search_model_versions(f"name='{NAME}'"))
+
+
+def test_registering_the_same_run_twice_makes_one_version(client: MlflowClient) -> None:
+    with mlflow.start_run() as run:
+        mlflow.log_metrics({"test_macro_f1": 0.8, **GOOD})
+        info = mlflow.onnx.log_model(_tiny_onnx(), name="onnx", pip_requirements=["onnxruntime"])
+    run_id = run.info.run_id
+    first = register_version(client, NAME, info.model_uri, run_id, {}, digest="a" * 64)
+    assert first.created and first.version == "1"
+    assert _tags(client, "1")["onnx_sha256"] == "a" * 64
+    other = _candidate(client, {"test_macro_f1": 0.7, **GOOD})  # challenger moves on to v2
+    assert other == "2"
+
+    again = register_version(client, NAME, info.model_uri, run_id, {}, digest="a" * 64)
+    assert (again.version, again.created) == ("1", False)
+    assert _versions(client) == ["1", "2"]
+    assert _alias(client, CHALLENGER) == "2"  # an existing version moves no alias
+    # without a digest the model URI alone identifies it
+    assert register_version(client, NAME, info.model_uri, run_id, {}) == again
+
+    # the same run exported again: a new model URI, but the same ONNX bytes → the same version
+    with mlflow.start_run(run_id=run_id):
+        reexport = mlflow.onnx.log_model(_tiny_onnx(), name="onnx", pip_requirements=["onnxruntime"])
+    assert reexport.model_uri != info.model_uri
+    same = register_version(client, NAME, reexport.model_uri, run_id, {}, digest="a" * 64)
+    assert (same.version, same.created) == ("1", False)
+    # ...different bytes are a different model of that run: a new version, now the challenger
+    changed = register_version(client, NAME, reexport.model_uri, run_id, {}, digest="b" * 64)
+    assert (changed.version, changed.created) == ("3", True)
+    assert _versions(client) == ["1", "2", "3"] and _alias(client, CHALLENGER) == "3"

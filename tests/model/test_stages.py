@@ -121,3 +121,68 @@ def test_resume_continues_the_mlflow_run(project: Params) -> None:
     client = mlflow.MlflowClient()
     assert len(client.get_metric_history(first["run_id"], "val_macro_f1")) == 2  # nothing re-run
     assert again["val_macro_f1"] == pytest.approx(first["val_macro_f1"])
+
+
+def test_experiments_never_move_the_champion(project: Params, tmp_path: Path) -> None:
+    """dvc.yaml's `har register && har promote --policy initial`: the first model on an empty
+    registry becomes champion; an experiment's better model is registered and its verdict tagged,
+    but only an explicit `har promote` moves the champion. Registering twice is a no-op."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from har.cli import app
+    from har.tracking import tracking_uri
+
+    params = tmp_path / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    raw["registry"]["min_macro_f1"] = 0.0  # the deliberately weak first model must pass the floor
+    params.write_text(yaml.safe_dump(raw))
+    project.registry.min_macro_f1 = 0.0
+
+    def har(*args: str) -> str:
+        res = CliRunner().invoke(app, [*args, "--params", str(params)])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    uri = tracking_uri(project)
+    client = mlflow.MlflowClient(uri, uri)  # this project's store, whatever an earlier test set
+
+    def champion() -> str:
+        return str(client.get_model_version_by_alias("har-activity", "champion").version)
+
+    project.train.epochs, project.train.lr = 1, 1e-5  # weak: the experiment below beats it
+    stages.train(project, show_progress=False)
+    stages.evaluate(project)
+    exp = stages.export(project)
+    assert len(exp["onnx_sha256"]) == 64
+    assert client.get_run(exp["run_id"]).data.tags["onnx_sha256"] == exp["onnx_sha256"]
+    assert "registered har-activity v1 (alias challenger)" in har("register")
+    assert "already registered as v1; nothing registered" in har("register")
+    assert [str(v.version) for v in client.search_model_versions("name='har-activity'")] == ["1"]
+    assert json.loads(project.registry.report_path.read_text())["created"] is False
+    assert "v1: promoted to champion (policy initial)" in har("promote", "--policy", "initial")
+
+    # `dvc exp run -S train.epochs=3 -S train.lr=0.002`: a better model, registered, not served
+    project.train.epochs, project.train.lr = 3, 2e-3
+    stages.train(project, show_progress=False)
+    stages.evaluate(project)
+    stages.export(project)
+    assert "registered har-activity v2" in har("register")
+    out = har("promote", "--policy", "initial")
+    assert "v2: dry run, would promote (policy initial: champion v1 exists" in out, out
+    assert champion() == "1"
+    tags = client.get_model_version("har-activity", "2").tags
+    assert tags["promotion.decision"] == "dry-run: would promote" and tags["promotion.policy"] == "initial"
+    assert "beat champion v1" in tags["promotion.reasons"]
+    registry = json.loads(project.registry.report_path.read_text())["promotion"]
+    assert registry["dry_run"] and registry["passed"] and not registry["promoted"]
+    assert "dry run, would promote" in har("promote", "--dry-run")
+    assert champion() == "1"
+
+    # an explicit `har promote` (policy gate) moves it
+    assert "v2: promoted to champion (policy gate)" in har("promote")
+    assert champion() == "2"
+    assert client.get_model_version("har-activity", "2").tags["promotion.decision"] == "promoted"
+
+    res = CliRunner().invoke(app, ["promote", "--policy", "sometimes", "--params", str(params)])
+    assert res.exit_code == 1 and "must be one of gate, initial, dry-run; got 'sometimes'" in res.output
