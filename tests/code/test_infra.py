@@ -319,9 +319,22 @@ def test_dockerfiles_install_pinned_cpu_torch_before_the_project():
         assert re.search(r"^USER (?!root)\S+", text, re.M), f"{df.name}: must run as non-root"
 
 
+def test_a_package_pinned_in_several_extras_has_one_pin():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pins: dict[str, set[str]] = {}
+    for deps in extras.values():
+        for dep in deps:
+            if "==" in dep:
+                pins.setdefault(dep.split("==")[0].lower(), set()).add(dep)
+    assert not {k: v for k, v in pins.items() if len(v) > 1}
+    # the image extras build on the feature extras, so the images get the same pins
+    for image in ("api", "train"):
+        assert any(d.startswith("har[") for d in extras[image]), image
+
+
 def test_api_dockerfile_contract():
     text = (INFRA / "docker" / "api.Dockerfile").read_text()
-    assert '".[serve,ml]"' in text
+    assert '".[api]"' in text
     assert re.search(r"HEALTHCHECK .*urllib.*127\.0\.0\.1:8000/healthz", text.replace("\\\n", " "))
     assert 'CMD ["har", "serve", "--host", "0.0.0.0", "--port", "8000"]' in text
     assert "EXPOSE 8000" in text
@@ -329,7 +342,7 @@ def test_api_dockerfile_contract():
 
 def test_train_dockerfile_contract():
     text = (INFRA / "docker" / "train.Dockerfile").read_text()
-    assert '".[ml,flows,dvc]"' in text
+    assert '".[train]"' in text
     assert "dvc remote add --local --force -d s3 s3://dvc-remote/har" in text
     assert "endpointurl http://minio:9000" in text
     assert "core.no_scm true" in text  # .git is excluded from the build context
