@@ -152,12 +152,8 @@ def test_compose_parses_with_expected_services():
     for name in ["postgres", "minio", "minio-init", "mlflow", "prefect-server", "prefect-worker",
                  "pipeline-serve", "api"]:
         assert name in services, name
-    declared = set(doc.get("volumes") or {})
-    for name, svc in services.items():
-        for vol in svc.get("volumes") or []:
-            src = vol.split(":", 1)[0]
-            if not src.startswith((".", "/", "$")):
-                assert src in declared, f"{name}: named volume {src} not declared"
+    # undeclared named volumes and depends_on on unknown services: `docker compose config` rejects
+    # them (tests/code/test_infra_validate.py)
 
 
 def test_compose_build_dockerfiles_and_ignore_files_exist():
@@ -224,7 +220,6 @@ def test_depends_on_conditions_and_healthchecks():
         deps = svc.get("depends_on") or {}
         assert isinstance(deps, dict), f"{name}: depends_on needs conditions"
         for dep, spec in deps.items():
-            assert dep in services
             cond = spec["condition"]
             if cond == "service_healthy":
                 assert "healthcheck" in services[dep], f"{name} waits on {dep}, which has no healthcheck"
@@ -393,14 +388,12 @@ def test_har_commands_exist(helps, sub):
 
 # --------------------------------------------------------------------------- k8s
 def test_k8s_manifests_parse_and_are_consistent():
+    # Schemas and kustomize rendering: tests/code/test_infra_validate.py. Here: how the objects fit.
     kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    for res in kust["resources"]:
-        assert (K8S / res).is_file(), res
     assert "secret.example.yaml" not in kust["resources"], "secrets are created out of band"
     docs = [d for d in _k8s_docs() if d.get("kind") != "Kustomization"]
     by_kind = {}
     for d in docs:
-        assert {"apiVersion", "kind", "metadata"} <= set(d), d
         by_kind.setdefault(d["kind"], []).append(d)
 
     (dep,) = by_kind["Deployment"]
