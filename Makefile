@@ -18,7 +18,7 @@ $(BIN)/har: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned, so pip takes the CPU wheel and never a CUDA build
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev,ml,flows,serve]"
+	$(BIN)/pip install -q -e ".[dev,stack]"
 	touch $(BIN)/har
 
 setup: $(BIN)/har

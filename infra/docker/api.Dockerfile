@@ -20,10 +20,10 @@ WORKDIR /app
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 
 # Dependencies in their own layer (a stub package stands in for the code), so editing har/ does not
-# reinstall them.
+# reinstall them. The `api` extra in pyproject.toml is this image's whole install set.
 COPY pyproject.toml README.md ./
 RUN mkdir har && touch har/__init__.py \
-    && pip install ".[serve,ml]" \
+    && pip install ".[api]" \
     && rm -rf har
 
 COPY har ./har

@@ -21,11 +21,12 @@ WORKDIR /app
 # torch first, pinned, from the CPU index: pip then never pulls a CUDA build for the `ml` extra.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 
-# Dependencies in their own layer (a stub package stands in for the code). psycopg2-binary and boto3
-# carry the same pins as the `dev` extra: the MLflow server needs them for PostgreSQL and S3.
+# Dependencies in their own layer (a stub package stands in for the code). The `train` extra in
+# pyproject.toml is this image's whole install set (incl. psycopg2/boto3 for the MLflow server, asyncpg
+# for the Prefect server on PostgreSQL).
 COPY pyproject.toml README.md ./
 RUN mkdir har && touch har/__init__.py \
-    && pip install ".[ml,flows,dvc]" "psycopg2-binary==2.9.13" "boto3==1.43.117" \
+    && pip install ".[train]" \
     && rm -rf har
 
 # The whole project (minus train.Dockerfile.dockerignore): params.yaml, dvc.yaml/dvc.lock, .dvc/config,
