@@ -85,7 +85,7 @@ def settings_env(p: Params) -> dict[str, str]:
     """The non-secret names the local stack and compose share (``infra/stack.env``)."""
     s = p.stack
     return {
-        "HAR_POSTGRES_USER": s.postgres_user,
+        "POSTGRES_USER": s.postgres_user,
         "HAR_MLFLOW_DB": s.mlflow_db,
         "HAR_PREFECT_DB": s.prefect_db,
         "HAR_ARTIFACTS_BUCKET": s.artifacts_bucket,

@@ -37,7 +37,7 @@ COPY . .
 RUN pip install --no-deps --force-reinstall -e . \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/har har \
     && dvc config --local core.no_scm true \
-    && dvc remote add --local --force -d s3 s3://dvc-remote/har \
+    && . infra/stack.env && dvc remote add --local --force -d s3 "s3://${HAR_DVC_BUCKET}/cache" \
     && dvc remote modify --local s3 endpointurl http://minio:9000 \
     && mkdir -p data/inference_log reports models mlartifacts \
     && chown -R har:har /app

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -70,6 +71,8 @@ def replayed_steps(path: Path) -> list[tuple[str, list[str]]]:
                 argv = shlex.split(part)
                 if argv and argv[0] in {"pip", "dvc"}:
                     steps.append(("RUN", argv))
+                elif argv[:1] == ["."]:  # `. infra/stack.env`: later commands expand its variables
+                    steps.append(("SOURCE", argv[1:]))
     return steps
 
 
@@ -166,7 +169,14 @@ def build(dockerfile: Path, where: Path) -> Image:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     image = Image(name, venv, app, "")
     log = []
+    sourced: dict[str, str] = {}
     for kind, argv in replayed_steps(dockerfile):
+        if kind == "SOURCE":
+            from har.stack.services import read_env_file
+
+            sourced.update(read_env_file(app / argv[0]))
+            continue
+        argv = [re.sub(r"\$\{(\w+)\}", lambda m: sourced[m[1]], a) for a in argv]
         if kind == "COPY":
             *srcs, dest = argv
             for src in srcs:
@@ -359,7 +369,10 @@ def test_train_image_dvc_has_the_s3_remote(train_image: Image) -> None:
     supports = version.split("Supports:", 1)[1].split("Config:", 1)[0]
     assert any(ln.strip().startswith("s3 (") for ln in supports.splitlines()), version
     # the RUN line's `dvc config` / `dvc remote add --local -d s3 ...` took effect in the replayed WORKDIR
-    assert "s3://dvc-remote/har" in train_image.ok("dvc", "remote", "list")
+    from har.config import load_params
+
+    bucket = load_params(ROOT / "params.yaml").stack.dvc_bucket  # through infra/stack.env
+    assert f"s3://{bucket}/cache" in train_image.ok("dvc", "remote", "list")
     local = train_image.ok("dvc", "config", "--local", "--list")
     assert "core.no_scm=true" in local and "core.remote=s3" in local, local
 

@@ -261,27 +261,49 @@ def test_analytics_off_everywhere():
 
 def test_clients_point_at_the_servers():
     services = _compose()["services"]
-    for name in ["prefect-worker", "pipeline-serve", "api"]:
+    for name in ["prefect-worker", "pipeline-serve", "deploy", "api"]:
         assert _env_of(services[name])["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-    for name in ["prefect-worker", "pipeline-serve"]:
+    for name in ["prefect-worker", "pipeline-serve", "deploy"]:
         env = _env_of(services[name])
         assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
-        assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
-    mlflow_env = _env_of(services["mlflow"])
-    assert mlflow_env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
-    assert mlflow_env["MLFLOW_BACKEND_STORE_URI"].endswith("@postgres:5432/mlflow")
+        assert env["AWS_ENDPOINT_URL_S3"] == env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    # the servers build their database URLs from stack.env's names, passwords from infra/.env
+    mlflow_cmd = _command(services["mlflow"])
+    assert "MLFLOW_BACKEND_STORE_URI=\"postgresql+psycopg2://" in mlflow_cmd
+    assert "@postgres:5432/$${HAR_MLFLOW_DB}" in mlflow_cmd
+    assert "--artifacts-destination \"s3://$${HAR_ARTIFACTS_BUCKET}\"" in mlflow_cmd
     # the API's Host header (mlflow:5000) must pass MLflow's DNS-rebinding check
     allowed = _env_example()["MLFLOW_ALLOWED_HOSTS"].split(",")
     assert "mlflow:5000" in allowed
-    prefect_db = _env_of(services["prefect-server"])["PREFECT_API_DATABASE_CONNECTION_URL"]
-    assert prefect_db.startswith("postgresql+asyncpg://") and prefect_db.endswith("@postgres:5432/prefect")
-    init_sql = (INFRA / "postgres" / "init.sql").read_text().lower()
-    assert "create database mlflow" in init_sql and "create database prefect" in init_sql
-    mounts = " ".join(services["postgres"]["volumes"])
-    assert "./postgres/init.sql:/docker-entrypoint-initdb.d/" in mounts
-    init = _command(services["minio-init"])
-    assert "local/mlflow-artifacts" in init and "local/dvc-remote" in init
-    assert "s3://mlflow-artifacts" in _command(services["mlflow"])
+    prefect_cmd = _command(services["prefect-server"])
+    assert "PREFECT_API_DATABASE_CONNECTION_URL=\"postgresql+asyncpg://" in prefect_cmd
+    assert "@postgres:5432/$${HAR_PREFECT_DB}" in prefect_cmd
+    init = (INFRA / "postgres" / "init.sh").read_text()
+    assert '"$HAR_MLFLOW_DB" "$HAR_PREFECT_DB"' in init and "CREATE DATABASE" in init
+    assert "./postgres/init.sh:/docker-entrypoint-initdb.d/" in " ".join(services["postgres"]["volumes"])
+    buckets = _command(services["minio-init"])
+    for var in ("HAR_ARTIFACTS_BUCKET", "HAR_DVC_BUCKET", "HAR_LAKE_BUCKET"):
+        assert f"$${{{var}}}" in buckets, var
+    for name in ("postgres", "minio-init", "mlflow", "prefect-server", "prefect-worker"):
+        assert services[name]["env_file"] == "stack.env", name
+
+
+def test_compose_names_come_from_params():
+    """infra/stack.env is what `har stack env --compose` writes from params.yaml: one source for the
+    local stack and compose (regenerate it after editing params.yaml's stack section)."""
+    from har.config import load_params
+    from har.stack.services import read_env_file, settings_env
+
+    expected = settings_env(load_params(ROOT / "params.yaml"))
+    assert read_env_file(INFRA / "stack.env") == expected, \
+        "infra/stack.env is stale: run `har stack env --compose infra/stack.env`"
+    text = _compose_text()
+    for key in expected:
+        if key.startswith("HAR_"):
+            assert f"$${{{key}}}" in text, f"compose never uses {key}"
+    # nothing in compose spells a name that params owns
+    for value in (expected["HAR_ARTIFACTS_BUCKET"], expected["HAR_DVC_BUCKET"], expected["HAR_WORK_POOL"]):
+        assert value not in text, value
 
 
 def test_api_and_drift_share_the_inference_log():
@@ -340,7 +362,7 @@ def test_api_dockerfile_contract():
 def test_train_dockerfile_contract():
     text = (INFRA / "docker" / "train.Dockerfile").read_text()
     assert '".[train]"' in text
-    assert "dvc remote add --local --force -d s3 s3://dvc-remote/har" in text
+    assert '. infra/stack.env && dvc remote add --local --force -d s3 "s3://${HAR_DVC_BUCKET}/cache"' in text
     assert "endpointurl http://minio:9000" in text
     assert "core.no_scm true" in text  # .git is excluded from the build context
 
@@ -371,7 +393,7 @@ def test_third_party_commands_and_flags_exist(helps):
         assert rc == 0, f"`{prog} --help` failed:\n{text[-2000:]}"
         for flag in _flags(cmdline, prog):
             assert flag in text, f"{prog} has no option {flag}"
-    assert "--pool har-pool" in used["prefect worker start"]
+    assert '--pool "$${HAR_WORK_POOL}"' in used["prefect worker start"]
 
 
 @pytest.mark.parametrize("sub", ["har serve", "har pipeline serve", "har pipeline run"])
@@ -436,5 +458,5 @@ def test_env_file_is_git_ignored_and_docs_exist():
     assert ".env" in ignores
     deploy = (ROOT / "docs" / "deploy.md").read_text()
     for word in ["MLFLOW_TRACKING_URI", "PREFECT_API_URL", "MLFLOW_S3_ENDPOINT_URL", "har-secrets",
-                 "dvc remote add -d s3 s3://dvc-remote/har", "har-pool", "har-retrain"]:
+                 "har stack env --compose", "har pipeline deploy", "har-pool", "har-retrain"]:
         assert word in deploy, word

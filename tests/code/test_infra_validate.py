@@ -66,7 +66,7 @@ def _compose_config(compose_file: Path, home: Path, env_file: Path | None = ENV_
     cmd: list[str | Path] = [_compose_bin(), "-f", compose_file]
     if env_file is not None:
         cmd += ["--env-file", env_file]
-    return _run([*cmd, "--profile", "jobs", "config", *extra], home)
+    return _run([*cmd, "--profile", "jobs", "--profile", "serve", "config", *extra], home)
 
 
 def test_compose_binary_is_the_real_one(tmp_path: Path) -> None:
@@ -120,6 +120,7 @@ def test_compose_config_rejects_a_broken_copy(tmp_path: Path, breakage: str) -> 
     edit(doc)
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(yaml.safe_dump(doc, sort_keys=False))
+    (tmp_path / "stack.env").write_text((INFRA / "stack.env").read_text())  # env_file beside it
     # the unbroken round-trip through PyYAML must pass, so the rejection is the breakage's doing
     intact = tmp_path / "intact.yml"
     intact.write_text(yaml.safe_dump(yaml.safe_load(COMPOSE.read_text()), sort_keys=False))
