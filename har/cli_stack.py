@@ -48,12 +48,15 @@ def status(
 
 
 @stack_app.command("down")
-def down(params: ParamsOpt = Path("params.yaml")) -> None:
+def down(
+    only: Annotated[list[str] | None, typer.Option("--only", help="Stop just these services.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
     """Stop what `up` started; every database, bucket and log is kept for the next `up`."""
     from har.cli import _params, _run
     from har.stack import launcher
 
-    stopped = _run(launcher.down, _params(params), params, echo=typer.echo)
+    stopped = _run(launcher.down, _params(params), params, only=only, echo=typer.echo)
     typer.echo("nothing was running" if not stopped else f"stopped {len(stopped)} services; data kept")
 
 

@@ -363,9 +363,10 @@ def export(p: Params) -> dict:
 
     from har.errors import HarError
     from har.export.onnx import export_onnx, latency_ms, parity
-    from har.io import atomic_path
+    from har.io import atomic_path, sha256_file
+    from har.logging import redact
     from har.registry.gate import DIGEST_TAG
-    from har.tracking import ONNX_REQUIREMENTS, file_sha256
+    from har.tracking import ONNX_REQUIREMENTS, tracking_uri
     from har.training.bundle import TrainedModel
     from har.training.data import load_split_data
 
@@ -375,28 +376,37 @@ def export(p: Params) -> dict:
     X, _ = data.part("test")
     if len(X) == 0:
         X, _ = data.part("val")
+    info = _run_info(p)
+    # Everything happens on the temp file and it replaces ex.path only once MLflow holds the model:
+    # a failed parity check or artifact upload (S3 down) leaves the previous model.onnx and its
+    # export report consistent, and nothing new for `har register` to pick up.
     with atomic_path(ex.path, ".onnx") as tmp:
         export_onnx(model, tmp, opset=ex.opset)
         diff = parity(model, tmp, X)
         if diff > ex.parity_atol:
             raise HarError(f"export: ONNX and {model.meta.model} disagree by {diff:.2e} "
                            f"(> export.parity_atol {ex.parity_atol:.0e}); {ex.path} left unchanged")
-    lat = latency_ms(ex.path, X[0], runs=ex.latency_runs)
-    # the ONNX bytes' digest identifies the model for idempotent registration (har.registry.gate)
-    digest = file_sha256(ex.path)
-    info = _run_info(p)
-    with _open_run(p, info["run_id"]):
-        from mlflow.models import infer_signature
+        lat = latency_ms(tmp, X[0], runs=ex.latency_runs)
+        # the ONNX bytes' digest identifies the model for idempotent registration (har.registry.gate)
+        digest = sha256_file(tmp)
+        with _open_run(p, info["run_id"]):
+            from mlflow.models import infer_signature
 
-        from har.export.onnx import session
+            from har.export.onnx import session
 
-        example = X[:2]
-        probs = session(ex.path).run(["probs"], {"window": example})[0]
-        mlflow.log_metrics({"parity_max_abs_diff": diff, **lat})
-        mlflow.set_tag(DIGEST_TAG, digest)
-        model_info = mlflow.onnx.log_model(onnx.load(str(ex.path)), name="onnx",
-                                           signature=infer_signature(example, probs),
-                                           input_example=example, pip_requirements=ONNX_REQUIREMENTS)
+            example = X[:2]
+            probs = session(tmp).run(["probs"], {"window": example})[0]
+            mlflow.log_metrics({"parity_max_abs_diff": diff, **lat})
+            mlflow.set_tag(DIGEST_TAG, digest)
+            try:
+                model_info = mlflow.onnx.log_model(onnx.load(str(tmp)), name="onnx",
+                                                   signature=infer_signature(example, probs),
+                                                   input_example=example,
+                                                   pip_requirements=ONNX_REQUIREMENTS)
+            except Exception as err:  # MlflowException, HTTP and S3 errors after MLflow's retries
+                raise HarError(f"export: logging the ONNX model to MLflow ({redact(tracking_uri(p))}) "
+                               f"failed: {redact(str(err).splitlines()[0] if str(err) else repr(err))}; "
+                               f"{ex.path} and {ex.report_path} left unchanged") from None
     result = {"onnx_path": str(ex.path), "parity_max_abs_diff": diff, **lat,
               "model_uri": model_info.model_uri, "run_id": info["run_id"], "model": model.meta.model,
               DIGEST_TAG: digest}
@@ -421,6 +431,7 @@ def register(p: Params) -> dict:
     exp = json.loads(path.read_text())
     setup_mlflow(p)
     client = client_for(tracking_uri(p))
+    _check_model_artifacts(exp["model_uri"], tracking_uri(p))
     run = client.get_run(exp["run_id"])
     tags = {k: run.data.tags[k] for k in ("git_commit", "data_digest", "model", "test_subjects")
             if k in run.data.tags}
@@ -432,6 +443,25 @@ def register(p: Params) -> dict:
     _write_json(p.registry.report_path, result)
     log.info("%s", registration_line(result))
     return result
+
+
+def _check_model_artifacts(model_uri: str, uri: str) -> None:
+    """A version must never point at artifacts that are not in the store (an upload that failed
+    while S3 was down): list them first, and refuse to register without a model.onnx."""
+    from mlflow.artifacts import list_artifacts
+
+    from har.logging import redact
+    from har.registry.gate import RegistryError
+
+    try:
+        names = [a.path.rsplit("/", 1)[-1] for a in list_artifacts(artifact_uri=model_uri, tracking_uri=uri)]
+    except Exception as err:  # MlflowException, HTTP and S3 errors alike
+        raise RegistryError(f"{model_uri}: its artifacts cannot be listed in {redact(uri)} "
+                            f"({redact(str(err).splitlines()[0]) if str(err) else type(err).__name__}); "
+                            "nothing registered") from None
+    if "model.onnx" not in names:
+        raise RegistryError(f"{model_uri}: no model.onnx among its artifacts {names} in {redact(uri)}; "
+                            "run `har export` again; nothing registered")
 
 
 def _champion_scorer(p: Params):  # noqa: ANN202 - Callable[[ModelVersion], float | None]

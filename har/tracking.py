@@ -66,15 +66,6 @@ def file_digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of one file's bytes (hex)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def git_commit(cwd: Path | None = None) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,

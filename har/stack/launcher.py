@@ -124,9 +124,9 @@ def _log_tail(lay: Layout, name: str, lines: int = 15) -> str:
     return "\n".join("    " + line for line in tail)
 
 
-def _stop_pid(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+def _stop_pid(pid: int, sig: int = signal.SIGTERM, timeout_s: float = STOP_TIMEOUT_S) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -333,7 +333,8 @@ def up(p: Params, params_path: Path, *, only: list[str] | None = None,
         echo(f"{svc.name:<9} {verb:<16} {svc.url}  ({detail}, {time.monotonic() - started:.1f} s)")
         out.append(ServiceStatus(svc.name, svc.url, pid, True, detail))
     write_env_file(lay.root / CLIENT_ENV_FILE, env)
-    if configure_dvc_remote(p, params_path.resolve().parent, env, default=True):
+    if (not only or "s3" in only) and configure_dvc_remote(p, params_path.resolve().parent, env,
+                                                          default=True):
         echo(f"dvc       remote 'stack' = s3://{p.stack.dvc_bucket}/cache (default while the stack runs)")
     (lay.run / "up.json").write_text(json.dumps({"seconds_to_healthy": time.monotonic() - started,
                                                  "services": [s.name for s in out]}))
@@ -357,18 +358,26 @@ def status(p: Params, params_path: Path) -> list[ServiceStatus]:
     return out
 
 
-def down(p: Params, params_path: Path, *, echo: Progress = _noop) -> list[str]:
+def down(p: Params, params_path: Path, *, only: list[str] | None = None,
+         echo: Progress = _noop) -> list[str]:
     """Stop what `up` started (reverse order); keep all data. Returns the names stopped."""
     lay = layout(p)
     secret = load_secrets(lay, create=False)
+    services = build_services(p, secret, params_path)
+    unknown = sorted(set(only or []) - {s.name for s in services})
+    if unknown:
+        raise StackError(f"unknown services {unknown}; the stack has {[s.name for s in services]}")
     stopped = []
-    for svc in reversed(build_services(p, secret, params_path)):
+    for svc in reversed(services):
+        if only and svc.name not in only:
+            continue
         pid = _read_pid(lay, svc)
         if pid is None:
             continue
-        _stop_pid(pid)
+        _stop_pid(pid, svc.stop_signal)
         lay.pid(svc.name).unlink(missing_ok=True)
         stopped.append(svc.name)
         echo(f"{svc.name:<9} stopped (pid {pid})")
-    configure_dvc_remote(p, params_path.resolve().parent, client_env(p, secret), default=False)
+    if not only or "s3" in only:
+        configure_dvc_remote(p, params_path.resolve().parent, client_env(p, secret), default=False)
     return stopped

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     run_as: str | None = None  # a system user (PostgreSQL refuses to run as root)
     cwd: Path | None = None
+    stop_signal: int = signal.SIGTERM
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,8 @@ def client_env(p: Params, secret: dict[str, str]) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": secret["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": secret["AWS_SECRET_ACCESS_KEY"],
         "AWS_DEFAULT_REGION": s.s3_region,
-        "HAR_LAKE_URL": f"s3://{s.lake_bucket}/raw",
+        # the lake is the stack's dataset mirror: `har data push` fills it, `har data fetch` reads it
+        "HAR_DATA_MIRROR": f"s3://{s.lake_bucket}/raw",
     }
 
 
@@ -183,7 +186,9 @@ def build_services(p: Params, secret: dict[str, str], params_path: Path) -> list
               "-c", "max_connections=200"],
         port=s.postgres_port, health_url=None,
         url=f"postgresql://{s.postgres_user}@{host}:{s.postgres_port}/{{{s.mlflow_db},{s.prefect_db}}}",
-        run_as="postgres" if as_root else None)
+        run_as="postgres" if as_root else None,
+        # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every pooled client to leave
+        stop_signal=signal.SIGINT)
     s3 = Service(
         name="s3",
         argv=[sys.executable, "-m", "har.stack.s3server", "--host", host, "--port", str(s.s3_port),
