@@ -24,11 +24,24 @@ def tracking_uri(p: Params) -> str:
     return uri
 
 
+# Client-side MLflow settings for every har process (environment variables, so an operator can still
+# override them). Proxy multipart download off: a tracking server with S3 artifacts otherwise hands
+# out presigned S3 URLs and clients download straight from S3, so the API and the workers would need
+# network access to the bucket; through the server's proxy they need only the tracking URI.
+MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_ENABLE_TELEMETRY": "false",
+                          "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"}
+
+
+def mlflow_client_defaults() -> None:
+    for key, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
 def setup_mlflow(p: Params) -> str:
     """Point MLflow at the configured store and return the experiment id (created if missing)."""
     import mlflow
 
-    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    mlflow_client_defaults()
     uri = tracking_uri(p)
     # MLflow's setters also export MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI into os.environ, where
     # they would be mistaken for the user's choice (env wins over params) by every later call and

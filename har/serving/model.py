@@ -176,7 +176,9 @@ def parse_model_uri(uri: str) -> RegistryRef | Path:
 
 
 def _client(tracking_uri: str) -> Any:
-    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    from har.tracking import mlflow_client_defaults
+
+    mlflow_client_defaults()
     # MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) would hold one reload poll for
     # minutes while the tracking server is down; a poll is retried on the next tick anyway.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
