@@ -223,7 +223,10 @@ def build_services(p: Params, secret: dict[str, str], params_path: Path) -> list
         url=f"http://{host}:{s.prefect_port}/work-pools/work-pool/{p.pipeline.work_pool}",
         # flow runs inherit this environment: they log to the MLflow server and read the S3 lake
         env={**prefect_env, **client, "PREFECT_WORKER_WEBSERVER_HOST": host,
-             "PREFECT_WORKER_WEBSERVER_PORT": str(s.worker_health_port)},
+             "PREFECT_WORKER_WEBSERVER_PORT": str(s.worker_health_port),
+             # poll every 2 s (Prefect's default is 10): a run started from the UI or by the drift
+             # trigger begins without a noticeable wait on one machine
+             "PREFECT_WORKER_QUERY_SECONDS": "2"},
         cwd=params_path.resolve().parent)
     api = Service(
         name="api",
