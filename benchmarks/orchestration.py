@@ -51,17 +51,17 @@ def run_direct(params_path: Path) -> float:
 
     t0 = time.perf_counter()
     p = load_params(params_path)
-    stages.fetch(p)
-    stages.ingest(p)
-    stages.validate(p, windows=False)
-    stages.preprocess(p)
-    stages.validate(p, windows=True)
+    stages.data.fetch(p)
+    stages.data.ingest(p)
+    stages.data.validate(p)
+    stages.data.preprocess(p)
+    stages.data.validate_windows(p)
     write_reference_stats(p)
-    stages.train(p, show_progress=False)
-    stages.evaluate(p)
-    stages.export(p)
-    reg = stages.register(p)
-    stages.promote(p, str(reg["version"]))
+    stages.model.train(p, show_progress=False)
+    stages.model.evaluate(p)
+    stages.model.export(p)
+    reg = stages.registry.register(p)
+    stages.registry.promote(p, str(reg["version"]))
     return time.perf_counter() - t0
 
 
@@ -69,7 +69,7 @@ def run_flow(params_path: Path) -> float:
     from flows.training import training_pipeline
 
     t0 = time.perf_counter()
-    # policy gate: the same registry work as run_direct's stages.promote
+    # policy gate: the same registry work as run_direct's stages.registry.promote
     state = training_pipeline(params_path=str(params_path), use_cache=False, return_state=True,
                               promotion_policy="gate")
     if not state.is_completed():
@@ -115,7 +115,7 @@ def main() -> None:
         from har import stages
         from har.config import load_params
 
-        stages.fetch(load_params(params))  # the one-time copy from the mirror is not measured
+        stages.data.fetch(load_params(params))  # the one-time copy from the mirror is not measured
 
         # One untimed direct pass: the stages' own first-call costs (lazy imports inside them, the
         # ONNX exporter, GX context, MLflow schema creation) would otherwise land on whichever ran first.

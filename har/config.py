@@ -11,19 +11,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from har.errors import ConfigError
+from har.models._registry import get_model, model_names
 
 DEFAULT_PARAMS = Path("params.yaml")
 MIRROR_ENV = "HAR_DATA_MIRROR"
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A params.yaml section: unknown keys and wrong types are errors (model sections subclass it)."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataParams(_Section):
+class DataParams(Section):
     dataset: str = "hapt"
     raw_dir: Path = Path("data/raw")
     interim_path: Path = Path("data/interim/recordings.parquet")
@@ -32,16 +35,17 @@ class DataParams(_Section):
     download_timeout_s: float = Field(60, gt=0)
 
 
-class ValidateParams(_Section):
+class ValidateParams(Section):
     gx_dir: Path = Path("great_expectations")
     report_path: Path = Path("reports/validation.json")
+    windows_report_path: Path = Path("reports/validation_windows.json")
     docs_dir: Path = Path("reports/data_docs")
     acc_abs_max_g: float = Field(16.0, gt=0)
     gyro_abs_max_rad_s: float = Field(35.0, gt=0)
     rate_tolerance: float = Field(0.01, gt=0, lt=1)
 
 
-class PreprocessParams(_Section):
+class PreprocessParams(Section):
     target_rate_hz: float = Field(50.0, gt=0)
     gravity_split: bool = False
     gravity_cutoff_hz: float = Field(0.3, gt=0)
@@ -53,7 +57,7 @@ class PreprocessParams(_Section):
     out_dir: Path = Path("data/processed")
 
 
-class SplitParams(_Section):
+class SplitParams(Section):
     test_subjects: list[int] = Field(default_factory=lambda: [2, 4, 9, 10, 12, 13, 18, 20, 24])
     n_val_subjects: int = Field(4, ge=1)
     cv_folds: int = Field(10, ge=2)
@@ -67,7 +71,7 @@ class SplitParams(_Section):
         return v
 
 
-class AugmentParams(_Section):
+class AugmentParams(Section):
     """IMU augmentations applied to raw training windows (physical units), each switchable."""
 
     p: float = Field(0.5, ge=0, le=1, description="probability each augmentation is applied")
@@ -77,42 +81,17 @@ class AugmentParams(_Section):
     time_warp_sigma: float = Field(0.2, ge=0, description="smooth time warp strength; 0 = off")
 
 
-class CNN1DParams(_Section):
-    channels: list[int] = Field(default_factory=lambda: [64, 64, 128], min_length=1)
-    kernel_size: int = Field(5, ge=1)
-    dropout: float = Field(0.3, ge=0, lt=1)
+class TrainParams(Section):
+    """``train``: the loop's settings, plus one section per model (``train.<model name>``).
 
+    Model sections are checked by name at load time (each must name a model of the registry) and
+    by content when that model is used (``model_params``), so parsing params never imports torch.
+    """
 
-class DeepConvLSTMParams(_Section):
-    conv_channels: int = Field(64, ge=1)
-    conv_layers: int = Field(4, ge=1)
-    kernel_size: int = Field(5, ge=1)
-    lstm_hidden: int = Field(128, ge=1)
-    lstm_layers: int = Field(2, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
+    # model sections are the "extra" keys; their names and values are checked by the registry
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
-
-class TinyHARParams(_Section):
-    filters: int = Field(24, ge=4)
-    conv_layers: int = Field(4, ge=1)
-    dropout: float = Field(0.2, ge=0, lt=1)
-
-
-class ClassicParams(_Section):
-    estimator: Literal["hgb", "rf"] = "hgb"
-    max_iter: int = Field(300, ge=1, description="HGB boosting rounds / RF trees")
-    learning_rate: float = Field(0.1, gt=0)
-    max_leaf_nodes: int = Field(31, ge=2)
-    # Unregularised HGB overfits these features (test macro-F1 fell to 0.30 by round 300); 1.0 scored
-    # best of 0.1/1/5 on the validation subjects.
-    l2_regularization: float = Field(1.0, ge=0)
-
-
-ModelName = Literal["classic", "cnn1d", "deepconvlstm", "tinyhar"]
-
-
-class TrainParams(_Section):
-    model: ModelName = "cnn1d"
+    model: str = "cnn1d"
     out_dir: Path = Path("models")
     reports_dir: Path = Path("reports/train")
     epochs: int = Field(40, ge=1)
@@ -128,30 +107,70 @@ class TrainParams(_Section):
     seed: int = 42
     num_threads: int = Field(2, ge=1)
     augment: AugmentParams = Field(default_factory=AugmentParams)
-    cnn1d: CNN1DParams = Field(default_factory=CNN1DParams)
-    deepconvlstm: DeepConvLSTMParams = Field(default_factory=DeepConvLSTMParams)
-    tinyhar: TinyHARParams = Field(default_factory=TinyHARParams)
-    classic: ClassicParams = Field(default_factory=ClassicParams)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        return _check_model_name(v)
+
+    @model_validator(mode="after")
+    def _model_sections_name_models(self) -> TrainParams:
+        known = model_names()
+        for key, value in (self.model_extra or {}).items():
+            if key not in known:
+                raise ValueError(f"unknown key {key!r}: neither a train setting nor a model "
+                                 f"(models: {', '.join(known)})")
+            if not isinstance(value, dict):
+                raise ValueError(f"{key}: a model section must be a mapping, got {type(value).__name__}")
+        return self
+
+    def model_params(self, name: str | None = None) -> BaseModel:
+        """The typed ``train.<name>`` section (defaults where params.yaml leaves it out);
+        ConfigError naming ``train.<name>.<key>`` when it does not fit the model's params class."""
+        name = name or self.model
+        entry = get_model(_check_model_name(name))
+        raw = (self.model_extra or {}).get(name, {})
+        try:
+            return entry.params.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(_format_errors(err, "params", prefix=f"train.{name}")) from None
+
+    def sections_for(self, name: str) -> dict[str, Any]:
+        """The loop's settings and the one model section ``name`` uses (what an MLflow run logs)."""
+        own = {k: v for k, v in self.model_dump(mode="json").items() if k not in (self.model_extra or {})}
+        return {**own, name: self.model_params(name).model_dump(mode="json")}
 
 
-class EvaluateParams(_Section):
+def _check_model_name(name: str) -> str:
+    known = model_names()
+    if name not in known:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(known)}")
+    return name
+
+
+class EvaluateParams(Section):
     out_dir: Path = Path("reports/evaluation")
-    cv_models: list[ModelName] = Field(default_factory=lambda: ["classic", "cnn1d", "tinyhar"])
+    cv_models: list[str] = Field(default_factory=lambda: ["classic", "cnn1d", "tinyhar"])
     cv_folds: int = Field(10, ge=2)
     cv_window_s: float = Field(3.0, gt=0)  # the WHAR Arena protocol: 3 s windows, 50 % overlap
     cv_overlap: float = Field(0.5, ge=0, lt=1)
     cv_epochs: int = Field(30, ge=1)
     cv_out_dir: Path = Path("reports/cv")
 
+    @field_validator("cv_models")
+    @classmethod
+    def _known_models(cls, v: list[str]) -> list[str]:
+        return [_check_model_name(name) for name in v]
 
-class TrackingParams(_Section):
+
+class TrackingParams(Section):
     # MLFLOW_TRACKING_URI in the environment wins over this embedded default.
     uri: str = "sqlite:///mlflow.db"
     artifact_dir: Path = Path("mlartifacts")
     experiment: str = "har"
 
 
-class ExportParams(_Section):
+class ExportParams(Section):
     path: Path = Path("models/model.onnx")
     report_path: Path = Path("reports/export.json")
     opset: int = Field(18, ge=13)
@@ -159,16 +178,23 @@ class ExportParams(_Section):
     latency_runs: int = Field(200, ge=10)
 
 
-class RegistryParams(_Section):
+PromotionPolicy = Literal["gate", "initial", "dry-run"]
+
+
+class RegistryParams(Section):
     model_name: str = "har-activity"
     report_path: Path = Path("reports/registry.json")
     margin: float = Field(0.0, ge=0, description="challenger must beat champion macro-F1 by this")
     min_macro_f1: float = Field(0.6, ge=0, le=1)
     max_parity_diff: float = Field(1e-4, gt=0)
     latency_budget_ms: float = Field(5.0, gt=0, description="batch-1 p50 ONNX Runtime latency")
+    # what `har register` (the dvc register stage) does after registering: `initial` promotes only an
+    # empty registry's first version, so experiments never move the champion; the scheduled
+    # retraining sets `gate`; `dry-run` records the verdict only (har.registry.gate.policy_mode)
+    promotion_policy: PromotionPolicy = "initial"
 
 
-class ServeParams(_Section):
+class ServeParams(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     model_uri: str = "models:/har-activity@champion"  # or a path to an .onnx file
@@ -180,7 +206,7 @@ class ServeParams(_Section):
     ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per server worker")
 
 
-class MonitorParams(_Section):
+class MonitorParams(Section):
     reference_path: Path = Path("data/processed/reference_stats.json")
     method: Literal["ks", "psi"] = "psi"
     threshold: float = Field(0.2, gt=0, description="PSI (or KS statistic) above which a channel drifts")
@@ -188,7 +214,7 @@ class MonitorParams(_Section):
     report_dir: Path = Path("reports/drift")
 
 
-class PipelineParams(_Section):
+class PipelineParams(Section):
     deployment: str = "har-retrain"
     work_pool: str = "har-pool"  # a `process` pool; `har pipeline deploy` targets it, workers poll it
     cron: str = "0 3 * * 1"  # Mondays 03:00
@@ -198,7 +224,7 @@ class PipelineParams(_Section):
     drift_cron: str = "0 * * * *"
 
 
-class StackParams(_Section):
+class StackParams(Section):
     """The production stack on one machine (`har stack up`): PostgreSQL, S3, MLflow, Prefect, API.
 
     Ports and names only; secrets come from the environment or ``<dir>/secrets.env`` (generated,
@@ -223,7 +249,7 @@ class StackParams(_Section):
     startup_timeout_s: float = Field(120.0, gt=0)
 
 
-class Params(_Section):
+class Params(Section):
     data: DataParams = Field(default_factory=DataParams)
     validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
     preprocess: PreprocessParams
@@ -241,12 +267,15 @@ class Params(_Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def _format_errors(err: ValidationError, source: str, prefix: str = "") -> str:
     lines = [f"{source}: invalid configuration"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]).replace("validate_", "validate")
+        loc = (prefix, *e["loc"]) if prefix else e["loc"]
+        key = ".".join(str(p) for p in loc).replace("validate_", "validate")
         got = e.get("input")
-        lines.append(f"  {key}: {e['msg']} (got {got!r})")
+        msg = e["msg"].removeprefix("Value error, ")
+        # a whole section as "got" says nothing the message does not
+        lines.append(f"  {key}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})"))
     return "\n".join(lines)
 
 

@@ -30,3 +30,37 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# (resolved path, size, mtime_ns) → sha256: a file is read once per process while it is unchanged,
+# so hashing the same raw-data folder for several stages' cache keys costs one pass.
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """``sha256_file`` with the per-process memo (same path, size and mtime: not read again)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        _SHA_MEMO[key] = sha256_file(path)
+    return _SHA_MEMO[key]
+
+
+def content_digest(paths: list[Path] | tuple[Path, ...]) -> str:
+    """One sha256 over the contents of ``paths`` (files, or folders walked in sorted order; names
+    relative to each folder are part of it, hidden entries are not). A missing path counts as
+    "missing" rather than failing, so a digest can be taken before a stage has written its outputs.
+    This is the project's one answer to "did these files change" (cache keys, data digests)."""
+    h = hashlib.sha256()
+    for path in map(Path, paths):
+        h.update(f"{path.name}\0".encode())
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                rel = f.relative_to(path)
+                if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+                    h.update(f"{rel}\0{file_sha256(f)}\n".encode())
+        elif path.is_file():
+            h.update(file_sha256(path).encode())
+        else:
+            h.update(b"missing")
+    return h.hexdigest()

@@ -1,29 +1,33 @@
-"""MLflow set-up in one place: URI (env wins over params), experiment, data digest, git commit."""
+"""MLflow in one place: the tracking URI (one resolver), the experiment, the runs stages log to, and
+how each kind of model is logged. Stages call these; nothing else talks to MLflow's fluent API.
+
+MLflow itself is imported inside the functions: `har --help`, config parsing and the API's import
+graph stay free of it.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from har.config import Params
+from har.contracts import CLASSIC_MODEL_FILE, RUN_MARKER
+from har.errors import HarError
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from har.training.bundle import TrainedModel
+
+DEFAULT_URI = "sqlite:///mlflow.db"
 # Requirements logged with every model: explicit, so MLflow doesn't spend minutes inferring them.
 TORCH_REQUIREMENTS = ["torch==2.13.0", "numpy==2.4.6"]
 ONNX_REQUIREMENTS = ["onnxruntime==1.32.0", "onnx==1.23.2", "numpy==2.4.6"]
 SKLEARN_REQUIREMENTS = ["scikit-learn==1.9.1", "skops==0.16.0", "torch==2.13.0", "numpy==2.4.6"]
-
-
-def tracking_uri(p: Params) -> str:
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or p.tracking.uri
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        # a relative SQLite path is relative to the project, whatever the working directory of MLflow
-        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
-    return uri
-
-
 # Client-side MLflow settings for every har process (environment variables, so an operator can still
 # override them). Proxy multipart download off: a tracking server with S3 artifacts otherwise hands
 # out presigned S3 URLs and clients download straight from S3, so the API and the workers would need
@@ -32,9 +36,32 @@ MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_ENABLE_TELEMETRY": "false",
                           "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"}
 
 
+def resolve_tracking_uri(configured: str | None = None) -> str:
+    """The one tracking-URI rule: ``MLFLOW_TRACKING_URI`` from the environment wins over params
+    ``tracking.uri``; a relative SQLite path is made absolute (relative to the working directory,
+    the project), so a subprocess that changes directory still finds the same store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
+def tracking_uri(p: Params) -> str:
+    return resolve_tracking_uri(p.tracking.uri)
+
+
 def mlflow_client_defaults() -> None:
     for key, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def client(p: Params) -> Any:
+    """An MlflowClient for tracking and registry on the configured store."""
+    from mlflow import MlflowClient
+
+    mlflow_client_defaults()
+    uri = tracking_uri(p)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def setup_mlflow(p: Params) -> str:
@@ -68,15 +95,119 @@ def setup_mlflow(p: Params) -> str:
     return exp_id
 
 
-def file_digest(paths: list[Path]) -> str:
-    """sha256 over the bytes of ``paths`` (in order): ties a run to the exact data it saw."""
-    h = hashlib.sha256()
+def open_run(p: Params, run_id: str) -> Any:
+    """Re-open the MLflow run `har train` started (evaluate and export log to it)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from har.logging import redact
+
+    setup_mlflow(p)
+    try:
+        return mlflow.start_run(run_id=run_id)
+    except MlflowException as e:
+        raise HarError(f"MLflow run {run_id} (from `har train`) is not in the tracking store "
+                       f"{redact(tracking_uri(p))}; train and later stages must use the same "
+                       f"MLFLOW_TRACKING_URI ({e.message})") from None
+
+
+@contextmanager
+def training_run(p: Params, checkpoint_dir: Path, *, resume: bool, tags: dict[str, str],
+                 params: dict[str, Any]) -> Iterator[Any]:
+    """The run `har train` logs to. With ``resume`` it is the interrupted run (its id is kept
+    beside the checkpoints), so the per-epoch curves stay whole; params are logged once (MLflow
+    params are immutable)."""
+    import mlflow
+
+    setup_mlflow(p)
+    marker = checkpoint_dir / RUN_MARKER
+    previous = marker.read_text().strip() if resume and marker.is_file() else None
+    with (mlflow.start_run(run_id=previous) if previous else
+          mlflow.start_run(run_name=f"train-{p.train.model}")) as run:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(run.info.run_id)
+        mlflow.set_tags({"git_commit": git_commit(), **tags})
+        if previous is None:
+            mlflow.log_params(flatten(params))
+        yield run
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metrics(metrics, step=step)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
+def log_artifacts(paths: list[Path], folder: str) -> None:
+    import mlflow
+
     for path in paths:
-        h.update(path.name.encode())
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+        mlflow.log_artifact(str(path), folder)
+
+
+def log_trained_model(model: TrainedModel, model_dir: Path, X_example: np.ndarray) -> None:
+    """The trained model in its own flavour (torch, or the classic pyfunc), with signature and
+    pinned requirements, under ``model`` in the active run."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = X_example[:2]
+    signature = infer_signature(example, model.predict_proba(example))
+    if model.is_deep:
+        mlflow.pytorch.log_model(model.net, name="model", signature=signature, input_example=example,
+                                 pip_requirements=TORCH_REQUIREMENTS)
+    else:
+        from har.training.pyfunc import ClassicPyfunc
+
+        mlflow.pyfunc.log_model(name="model", python_model=ClassicPyfunc(),
+                                artifacts={"model": str(model_dir / CLASSIC_MODEL_FILE)},
+                                signature=signature, input_example=example,
+                                pip_requirements=SKLEARN_REQUIREMENTS)
+
+
+def log_onnx_model(path: Path, example: np.ndarray, probs: np.ndarray) -> str:
+    """Log the ONNX file under ``onnx`` in the active run; returns its model URI. Any failure
+    (the artifact store down, after MLflow's retries) is a HarError naming the store."""
+    import mlflow
+    import onnx
+    from mlflow.models import infer_signature
+
+    from har.logging import redact
+
+    try:
+        info = mlflow.onnx.log_model(onnx.load(str(path)), name="onnx",
+                                     signature=infer_signature(example, probs), input_example=example,
+                                     pip_requirements=ONNX_REQUIREMENTS)
+    except Exception as err:  # MlflowException, HTTP and S3 errors after MLflow's retries
+        text = str(err).splitlines()[0] if str(err) else repr(err)
+        raise HarError(f"logging the ONNX model to MLflow ({redact(mlflow.get_tracking_uri())}) "
+                       f"failed: {redact(text)}") from None
+    return info.model_uri
+
+
+def check_model_artifacts(model_uri: str, uri: str) -> None:
+    """A version must never point at artifacts that are not in the store (an upload that failed
+    while S3 was down): list them first, and refuse without a model.onnx."""
+    from mlflow.artifacts import list_artifacts
+
+    from har.logging import redact
+    from har.registry.gate import RegistryError
+
+    try:
+        names = [a.path.rsplit("/", 1)[-1] for a in list_artifacts(artifact_uri=model_uri, tracking_uri=uri)]
+    except Exception as err:  # MlflowException, HTTP and S3 errors alike
+        raise RegistryError(f"{model_uri}: its artifacts cannot be listed in {redact(uri)} "
+                            f"({redact(str(err).splitlines()[0]) if str(err) else type(err).__name__}); "
+                            "nothing registered") from None
+    if "model.onnx" not in names:
+        raise RegistryError(f"{model_uri}: no model.onnx among its artifacts {names} in {redact(uri)}; "
+                            "run `har export` again; nothing registered")
 
 
 def git_commit(cwd: Path | None = None) -> str:

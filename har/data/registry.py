@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from har.data.ingest import read_hapt
 from har.errors import DataError
 
 MANIFESTS = Path(__file__).parent / "manifests"
 
 
+Reader = Callable[..., pd.DataFrame]  # (raw folder, subjects=None | [ids]) → canonical recordings
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A dataset: where it comes from, how it is checked and how its raw files become the
+    canonical recordings table (``reader``). A new dataset is one entry here, its reader and its
+    sha256 manifest in har/data/manifests/."""
+
     name: str
     uci_id: int
     url: str
     folder: str
     sampling_rate_hz: float
+    reader: Reader
     subjects: tuple[int, ...] = ()
 
     @property
     def manifest(self) -> Path:
         return MANIFESTS / f"{self.name}.sha256"
+
+    def read(self, root: Path, subjects: list[int] | None = None) -> pd.DataFrame:
+        return self.reader(root, subjects=subjects)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -32,6 +47,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "smartphone+based+recognition+of+human+activities+and+postural+transitions.zip",
         folder="hapt",
         sampling_rate_hz=50.0,
+        reader=read_hapt,
         subjects=tuple(range(1, 31)),
     ),
 }

@@ -85,3 +85,26 @@ def write_history_plot(history: list[dict[str, float]], png_path: Path) -> None:
     with atomic_path(png_path, ".png") as tmp:
         fig.savefig(tmp)
     plt.close(fig)
+
+
+def write_history(history: list[dict[str, float]], reports_dir: Path) -> Path:
+    """Per-epoch history as ``history.csv`` (DVC plots) and ``history.png``; returns the PNG."""
+    with atomic_path(reports_dir / "history.csv", ".csv") as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+    png = reports_dir / "history.png"
+    write_history_plot(history, png)
+    return png
+
+
+def write_predictions(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], metrics: dict[str, Any],
+                      out_dir: Path) -> Path:
+    """``predictions.csv`` (long form, for DVC's confusion template: actual vs predicted per window)
+    and ``per_class.csv`` (precision, recall, F1, support); returns the per-class table's path."""
+    with atomic_path(out_dir / "predictions.csv", ".csv") as tmp:
+        pd.DataFrame({"actual": [classes[i] for i in y_true],
+                      "predicted": [classes[i] for i in y_pred]}).to_csv(tmp, index=False)
+    per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
+    path = out_dir / "per_class.csv"
+    with atomic_path(path, ".csv") as tmp:
+        per_class.to_csv(tmp)
+    return path

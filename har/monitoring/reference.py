@@ -125,9 +125,3 @@ def load_reference(path: Path) -> dict[str, Any]:
     if not isinstance(ref, dict) or "features" not in ref:
         raise DataError(f"{path}: not a drift reference (no 'features')")
     return ref
-
-
-def write_reference_stats(p: Any) -> Path:
-    """Stage wiring: ``Params`` → reference JSON at ``monitor.reference_path``."""
-    ref = reference_from_processed(p.preprocess.out_dir, seed=p.split.seed)
-    return write_reference(ref, p.monitor.reference_path)

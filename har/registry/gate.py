@@ -21,15 +21,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-from har.config import RegistryParams
+from har.config import PromotionPolicy, RegistryParams
 from har.errors import HarError
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"
 DIGEST_TAG = "onnx_sha256"  # sha256 of the exported ONNX file, set at export (run) and register
-PromotionPolicy = Literal["gate", "initial", "dry-run"]
 POLICIES: tuple[str, ...] = get_args(PromotionPolicy)
 # promotion.decision values written by a gated decision; a dry run never overwrites them
 GATED_DECISIONS = ("promoted", "rejected")
@@ -85,12 +84,6 @@ def policy_mode(policy: str, champion: str | None) -> PolicyMode:
 class Registration:
     version: str
     created: bool  # False: the model was already registered as ``version``; nothing changed
-
-
-def client_for(uri: str | None = None):  # noqa: ANN201 - MlflowClient
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _alias_version(client: Any, name: str, alias: str) -> Any | None:

@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from har.contracts import ONNX_INPUT, ONNX_OUTPUT
 from har.errors import HarError
 from har.logging import redact
+from har.tracking import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "window"
-OUTPUT_NAME = "probs"
+INPUT_NAME = ONNX_INPUT
+OUTPUT_NAME = ONNX_OUTPUT
 _META_KEYS = ("har.classes", "har.channels", "har.rate_hz", "har.window_len", "har.overlap")
 
 
@@ -97,11 +99,6 @@ class LoadedModel:
                 "window": {"rate_hz": s.rate_hz, "window_len": s.window_len, "window_s": s.window_s,
                            "overlap": s.overlap, "step": s.step},
                 "metrics": self.metrics, "loaded_at": self.loaded_at}
-
-
-def resolve_tracking_uri(configured: str | None = None) -> str:
-    """MLFLOW_TRACKING_URI from the environment wins over params ``tracking.uri``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured or "sqlite:///mlflow.db"
 
 
 def make_session(model: str | bytes | Path, intra_op_threads: int = 1) -> Any:

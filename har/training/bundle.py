@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 
 from har.config import TrainParams
+from har.contracts import CLASSIC_MODEL_FILE as CLASSIC_FILE
+from har.contracts import MODEL_META_FILE as META
+from har.contracts import TORCH_MODEL_FILE as TORCH_FILE
+from har.contracts import WindowSpec
 from har.errors import DataError
 from har.io import atomic_path
-
-META = "meta.json"
-TORCH_FILE = "model.pt"
-CLASSIC_FILE = "model.skops"
 
 
 @dataclass
@@ -35,12 +35,15 @@ class ModelMeta:
     test_subjects: list[int] = field(default_factory=list)
     train_params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def window_spec(self) -> WindowSpec:
+        return WindowSpec(classes=self.classes, channels=self.channels, rate_hz=self.rate_hz,
+                          window_len=self.window_len, overlap=self.overlap, window_s=self.window_s,
+                          model_type=self.model)
+
     def onnx_metadata(self) -> dict[str, str]:
-        """The serving contract's ONNX metadata_props (docs/models.md)."""
-        return {"har.classes": json.dumps(self.classes), "har.channels": json.dumps(self.channels),
-                "har.rate_hz": str(self.rate_hz), "har.window_len": str(self.window_len),
-                "har.window_s": str(self.window_s), "har.overlap": str(self.overlap),
-                "har.model": self.model}
+        """The serving contract's ONNX metadata_props (har.contracts, docs/models.md)."""
+        return self.window_spec.to_metadata()
 
 
 class TrainedModel:
@@ -91,13 +94,13 @@ class TrainedModel:
             meta = ModelMeta(**json.loads(meta_path.read_text()))
         except (json.JSONDecodeError, TypeError) as e:
             raise DataError(f"{meta_path}: not a har model description ({e})") from None
-        if meta.model == "classic":
+        from har.models import build_model, get_model
+
+        if get_model(meta.model).kind == "classic":
             from har.models.classic import ClassicModel
 
             return cls(meta, classic=ClassicModel.load(model_dir / CLASSIC_FILE))
         import torch
-
-        from har.models import build_model
 
         path = model_dir / TORCH_FILE
         if not path.is_file():

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import f1_score
 
 from har.config import TrainParams
-from har.models import ALL_MODELS, build_model
+from har.models import build_model, get_model
 from har.training.bundle import ModelMeta, TrainedModel
 from har.training.loop import EpochCallback, class_weights, train_deep
 
@@ -24,22 +25,20 @@ class FitReport:
 
 
 def fit_model(tp: TrainParams, meta: ModelMeta, X_train: np.ndarray, y_train: np.ndarray,
-              X_val: np.ndarray, y_val: np.ndarray, *, checkpoint_dir=None, resume: bool = False,  # noqa: ANN001
-              on_epoch: EpochCallback | None = None, epochs: int | None = None,
+              X_val: np.ndarray, y_val: np.ndarray, *, checkpoint_dir: Path | None = None,
+              resume: bool = False, on_epoch: EpochCallback | None = None, epochs: int | None = None,
               show_progress: bool = True) -> tuple[TrainedModel, FitReport]:
     """Train ``meta.model`` (named in params train.model) on training-subject windows.
 
     Deep models get their input standardisation fitted here, on ``X_train`` only; the classic
     model's features are scale-free enough for trees and need none.
     """
-    if meta.model not in ALL_MODELS:
-        raise ValueError(f"train.model: unknown model {meta.model!r}; expected one of {ALL_MODELS}")
+    entry = get_model(meta.model)
     n_classes, n_ch = len(meta.classes), len(meta.channels)
     t0 = time.perf_counter()
-    if meta.model == "classic":
-        from har.models.classic import ClassicModel
-
-        clf = ClassicModel(tp.classic, meta.channels, meta.window_len, meta.rate_hz, n_classes, tp.seed)
+    if entry.kind == "classic":
+        clf = entry.build(tp.model_params(meta.model), meta.channels, meta.window_len, meta.rate_hz,
+                          n_classes, tp.seed)
         w = class_weights(y_train, n_classes)[y_train] if tp.class_weighted else None
         clf.fit(X_train, y_train, sample_weight=w)
         model = TrainedModel(meta, classic=clf)
@@ -54,7 +53,7 @@ def fit_model(tp: TrainParams, meta: ModelMeta, X_train: np.ndarray, y_train: np
 
     import torch
 
-    from har.models.deep import n_parameters
+    from har.models._layers import n_parameters
 
     torch.manual_seed(tp.seed)  # the same seed gives the same initial weights
     net = build_model(meta.model, tp, n_ch, n_classes)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from har.data.fetch import download, fetch_dataset, read_manifest
+from har.data.ingest import read_hapt
 from har.data.registry import DatasetSpec
 from har.errors import DataError
 
@@ -36,7 +37,7 @@ def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DatasetSpec:
     manifest = tmp_path / "toy.sha256"
     manifest.write_text("".join(f"{hashlib.sha256(d).hexdigest()}  {rel}\n"
                                 for rel, d in sorted(files.items())))
-    s = DatasetSpec(name="toy", uci_id=0, url="http://127.0.0.1:1/none.zip", folder="toy",
+    s = DatasetSpec(name="toy", uci_id=0, url="http://127.0.0.1:1/none.zip", folder="toy", reader=read_hapt,
                     sampling_rate_hz=50.0)
     monkeypatch.setattr(DatasetSpec, "manifest", property(lambda self: manifest))
     return s

@@ -19,6 +19,7 @@ import pytest
 
 from har.data import lake
 from har.data.fetch import fetch_dataset, read_manifest, verify
+from har.data.ingest import read_hapt
 from har.data.registry import DatasetSpec, get_dataset
 from har.errors import DataError, HarError
 from har.s3 import S3Error, s3_client
@@ -62,7 +63,7 @@ def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DatasetSpec:
                                 for rel, d in sorted(TOY.items())))
     monkeypatch.setattr(DatasetSpec, "manifest", property(lambda self: manifest))
     return DatasetSpec(name="toy", uci_id=0, url="http://127.0.0.1:1/none.zip", folder="toy",
-                       sampling_rate_hz=50.0)
+                       reader=read_hapt, sampling_rate_hz=50.0)
 
 
 # ---------------------------------------------------------------------------------------------

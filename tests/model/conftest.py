@@ -47,8 +47,8 @@ def processed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("har-small")
     p = load_params(write_project_params(root))
     p.data.raw_dir = Path(MIRROR)  # read the mirror in place: fetch is tested elsewhere
-    stages.ingest(p)
-    stages.preprocess(p)
+    stages.data.ingest(p)
+    stages.data.preprocess(p)
     return root
 
 

@@ -11,10 +11,9 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from har.config import ClassicParams
 from har.errors import DataError
-from har.models.classic import ClassicModel
-from har.models.features import FeatureExtractor, extract_features
+from har.models._features import FeatureExtractor, extract_features
+from har.models.classic import ClassicModel, ClassicParams
 from har.preprocess.windows import Windows, load_windows
 
 N_CLASSES = 12

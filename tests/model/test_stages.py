@@ -19,11 +19,13 @@ from har.training.data import load_split_data
 
 
 def _pipeline(p: Params) -> dict:
-    stages.train(p, show_progress=False)
-    stages.evaluate(p)
-    stages.export(p)
-    stages.register(p)
-    return stages.promote(p)
+    """train → evaluate → export → register (recording the verdict only) → an explicit promote."""
+    stages.model.train(p, show_progress=False)
+    stages.model.evaluate(p)
+    stages.model.export(p)
+    p.registry.promotion_policy = "dry-run"
+    stages.registry.register(p)
+    return stages.registry.promote(p)
 
 
 def test_pipeline_to_champion_then_gate_and_rollback(project: Params) -> None:
@@ -71,25 +73,25 @@ def test_pipeline_to_champion_then_gate_and_rollback(project: Params) -> None:
 
     # promote the worse one explicitly? the gate refuses; rollback with one champion refuses too
     with pytest.raises(Exception, match="no previous champion"):
-        stages.rollback(project)
+        stages.registry.rollback(project)
 
 
 def test_classic_model_exports_and_registers(project: Params) -> None:
     project.train.model = "classic"
-    project.train.classic.max_iter = 30
-    out = stages.train(project, show_progress=False)
+    project.train.classic = {"max_iter": 30}
+    out = stages.model.train(project, show_progress=False)
     assert out["n_params"] > 0
-    stages.evaluate(project)
-    exp = stages.export(project)
+    stages.model.evaluate(project)
+    exp = stages.model.export(project)
     assert exp["parity_max_abs_diff"] <= 1e-4
     assert read_metadata(Path(exp["onnx_path"]))["har.model"] == "classic"
-    assert stages.register(project)["version"] == "1"
+    assert stages.registry.register(project)["version"] == "1"
 
 
 def test_cv_protocol_table(project: Params) -> None:
     project.evaluate.cv_folds = 3
     project.evaluate.cv_epochs = 1
-    out = stages.evaluate_cv(project, models=["classic", "tinyhar"], show_progress=False)
+    out = stages.model.evaluate_cv(project, models=["classic", "tinyhar"], show_progress=False)
     assert "| classic |" in out["table"] and "| tinyhar |" in out["table"]
     folds = Path(out["paths"]["folds"])
     rows = folds.read_text().splitlines()
@@ -115,8 +117,8 @@ def test_cli_bad_model_file_is_a_clear_error(project: Params, tmp_path: Path) ->
 
 def test_resume_continues_the_mlflow_run(project: Params) -> None:
     project.train.epochs = 2
-    first = stages.train(project, show_progress=False)
-    again = stages.train(project, resume=True, show_progress=False)
+    first = stages.model.train(project, show_progress=False)
+    again = stages.model.train(project, resume=True, show_progress=False)
     assert again["run_id"] == first["run_id"]
     client = mlflow.MlflowClient()
     assert len(client.get_metric_history(first["run_id"], "val_macro_f1")) == 2  # nothing re-run
@@ -124,7 +126,7 @@ def test_resume_continues_the_mlflow_run(project: Params) -> None:
 
 
 def test_experiments_never_move_the_champion(project: Params, tmp_path: Path) -> None:
-    """dvc.yaml's `har register && har promote --policy initial`: the first model on an empty
+    """dvc.yaml's `har register` (registry.promotion_policy initial): the first model on an empty
     registry becomes champion; an experiment's better model is registered and its verdict tagged,
     but only an explicit `har promote` moves the champion. Registering twice is a no-op."""
     import yaml
@@ -151,24 +153,26 @@ def test_experiments_never_move_the_champion(project: Params, tmp_path: Path) ->
         return str(client.get_model_version_by_alias("har-activity", "champion").version)
 
     project.train.epochs, project.train.lr = 1, 1e-5  # weak: the experiment below beats it
-    stages.train(project, show_progress=False)
-    stages.evaluate(project)
-    exp = stages.export(project)
+    stages.model.train(project, show_progress=False)
+    stages.model.evaluate(project)
+    exp = stages.model.export(project)
     assert len(exp["onnx_sha256"]) == 64
     assert client.get_run(exp["run_id"]).data.tags["onnx_sha256"] == exp["onnx_sha256"]
-    assert "registered har-activity v1 (alias challenger)" in har("register")
+    out = har("register")
+    assert "registered har-activity v1 (alias challenger)" in out
+    assert "v1: promoted to champion (policy initial)" in out, out  # an empty registry's first
     assert "already registered as v1; nothing registered" in har("register")
     assert [str(v.version) for v in client.search_model_versions("name='har-activity'")] == ["1"]
     assert json.loads(project.registry.report_path.read_text())["created"] is False
-    assert "v1: promoted to champion (policy initial)" in har("promote", "--policy", "initial")
+    assert champion() == "1"
 
     # `dvc exp run -S train.epochs=3 -S train.lr=0.002`: a better model, registered, not served
     project.train.epochs, project.train.lr = 3, 2e-3
-    stages.train(project, show_progress=False)
-    stages.evaluate(project)
-    stages.export(project)
-    assert "registered har-activity v2" in har("register")
-    out = har("promote", "--policy", "initial")
+    stages.model.train(project, show_progress=False)
+    stages.model.evaluate(project)
+    stages.model.export(project)
+    out = har("register")
+    assert "registered har-activity v2" in out
     assert "v2: dry run, would promote (policy initial: champion v1 exists" in out, out
     assert champion() == "1"
     tags = client.get_model_version("har-activity", "2").tags

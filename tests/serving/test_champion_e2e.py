@@ -60,11 +60,10 @@ def champion_project(hapt: dict[str, Path], tmp_path: Path, monkeypatch: pytest.
         registry={"min_macro_f1": 0.1},  # 2 epochs of a small cnn1d: the floor is for real training
     )
     p = load_params(path)
-    stages.train(p, show_progress=False)
-    stages.evaluate(p)
-    stages.export(p)
-    stages.register(p)
-    promoted = stages.promote(p)
+    stages.model.train(p, show_progress=False)
+    stages.model.evaluate(p)
+    stages.model.export(p)
+    promoted = stages.registry.register(p)["promotion"]  # registry.promotion_policy initial: first champion
     assert promoted["promoted"] and promoted["version"] == "1", promoted
     return tmp_path
 

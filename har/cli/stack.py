@@ -8,18 +8,20 @@ from typing import Annotated
 
 import typer
 
-stack_app = typer.Typer(help="Run PostgreSQL, S3, MLflow, Prefect (server + worker) and the API locally.",
+from har.cli._common import ParamsOpt
+from har.cli._common import params as _params
+from har.cli._common import run as _run
+
+app = typer.Typer(help="Run PostgreSQL, S3, MLflow, Prefect (server + worker) and the API locally.",
                         no_args_is_help=True)
-ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]
 
 
-@stack_app.command("up")
+@app.command("up")
 def up(
     only: Annotated[list[str] | None, typer.Option("--only", help="Start just these services.")] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Start every service (idempotent); each is health-checked before the next starts."""
-    from har.cli import _params, _run
     from har.stack import launcher
 
     p = _params(params)
@@ -27,13 +29,12 @@ def up(
     typer.echo(f'ready. Use it from a shell with: eval "$(har stack env)"   (state in {p.stack.dir}/)')
 
 
-@stack_app.command("status")
+@app.command("status")
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Every service's URL and health; exit code 1 if any is down or unhealthy."""
-    from har.cli import _params, _run
     from har.stack import launcher
 
     rows = _run(launcher.status, _params(params), params)
@@ -47,20 +48,19 @@ def status(
         raise typer.Exit(1)
 
 
-@stack_app.command("down")
+@app.command("down")
 def down(
     only: Annotated[list[str] | None, typer.Option("--only", help="Stop just these services.")] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Stop what `up` started; every database, bucket and log is kept for the next `up`."""
-    from har.cli import _params, _run
     from har.stack import launcher
 
     stopped = _run(launcher.down, _params(params), params, only=only, echo=typer.echo)
     typer.echo("nothing was running" if not stopped else f"stopped {len(stopped)} services; data kept")
 
 
-@stack_app.command("env")
+@app.command("env")
 def env(
     compose: Annotated[Path | None, typer.Option(
         help="Write the names compose shares with the stack (buckets, databases, work pool) here, "
@@ -68,7 +68,6 @@ def env(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Print `export …` lines that point MLflow, Prefect, boto3 and DVC at the stack."""
-    from har.cli import _params
     from har.stack.services import client_env, layout, load_secrets, settings_env, write_env_file
 
     p = _params(params)

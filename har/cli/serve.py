@@ -1,8 +1,7 @@
 """`har serve` and `har predict`.
 
 Kept import-light (no fastapi/onnxruntime/mlflow at module level): ``har --help`` and every
-other command import this module. ``_params``/``_run`` come from har.cli lazily because har.cli
-imports this module.
+other command import this module.
 """
 
 from __future__ import annotations
@@ -12,15 +11,21 @@ from typing import Annotated
 
 import typer
 
-ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]
+from har.cli._common import ParamsOpt
+from har.cli._common import params as _params
+from har.cli._common import run as _run
+from har.config import Params
+
+app = typer.Typer()
 
 
-def _tracking_uri(p) -> str:  # noqa: ANN001
-    from har.serving.model import resolve_tracking_uri
+def _tracking_uri(p: Params) -> str:
+    from har.tracking import tracking_uri
 
-    return resolve_tracking_uri(p.tracking.uri)
+    return tracking_uri(p)
 
 
+@app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="serve.host")] = None,
     port: Annotated[int | None, typer.Option(help="serve.port")] = None,
@@ -40,8 +45,6 @@ def serve(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Serve the model over HTTP (FastAPI on uvicorn); see docs/serving.md."""
-    from har.cli import _params, _run
-
     if openapi is not None:
         from har.serving.app import write_openapi
 
@@ -60,6 +63,7 @@ def serve(
     run_server(p.serve, _tracking_uri(p), intra_op_threads=p.serve.ort_threads, workers=workers)
 
 
+@app.command("predict")
 def predict(
     files: Annotated[list[Path], typer.Argument(
         help="Canonical recordings parquet(s) or own-recordings CSV/parquet (docs/own_recordings.md).")],
@@ -76,8 +80,6 @@ def predict(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Predict activity timelines for recordings on disk, with a plot per session."""
-    from har.cli import _params, _run
-
     p = _params(params, {"serve.model_uri": model_uri, "serve.smoothing_windows": smoothing_windows})
     from har.serving.model import load_model
     from har.serving.predict import predict_files
@@ -90,9 +92,3 @@ def predict(
                f"{len(res.plots)} plots in {res.plots[0].parent if res.plots else '-'}")
     for key, value in res.agreement.items():
         typer.echo(f"  {key}: agreement with labels {value:.1%}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the serving commands to the main app."""
-    app.command("serve")(serve)
-    app.command("predict")(predict)
