@@ -91,13 +91,13 @@ def champion_onnx(params_path: Path) -> tuple[Path | None, str]:
     return (fallback, str(fallback)) if fallback.is_file() else (None, "none")
 
 
-def _with_softmax(net):  # noqa: ANN001, ANN202 - torch modules
+def _with_softmax(net):
     import torch
 
     return torch.nn.Sequential(net, torch.nn.Softmax(dim=-1)).eval()
 
 
-def untrained_export(name: str, out_dir: Path, params_path: Path):  # noqa: ANN201
+def untrained_export(name: str, out_dir: Path, params_path: Path):
     """``build_model(name, TrainParams(), 6, 12)`` (seed 0) exported by har.export → (onnx, torch net)."""
     import torch
 
@@ -116,7 +116,7 @@ def untrained_export(name: str, out_dir: Path, params_path: Path):  # noqa: ANN2
     return path, _with_softmax(net)
 
 
-def trained_torch(trained_dir: Path):  # noqa: ANN201
+def trained_torch(trained_dir: Path):
     """The torch side for a deployed ONNX: models/trained's network (+ softmax), or None and why."""
     from har.training.bundle import TrainedModel
 

@@ -66,7 +66,7 @@ def pandas_baseline(df: pd.DataFrame, win: int, step: int, min_purity: float,
     return kept
 
 
-def measure(fn, *args, repeat: int = 3):  # noqa: ANN001, ANN201
+def measure(fn, *args, repeat: int = 3):
     """Best wall time of `repeat` runs, then peak traced memory in one more (tracemalloc slows
     allocation-heavy code several-fold, so it never overlaps the timed runs)."""
     best = float("inf")

@@ -28,8 +28,8 @@ from har.config import load_params
 from har.evaluation.cv import cross_validate, summarize
 from har.evaluation.metrics import classification_metrics
 from har.logging import get_logger, setup_logging
-from har.models import ALL_MODELS
-from har.stages import cv_windows, model_meta
+from har.models import model_names
+from har.stages.model import cv_windows, model_meta
 from har.training.data import load_split_data
 from har.training.train import fit_model
 
@@ -40,7 +40,7 @@ log = get_logger("quality")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
-    ap.add_argument("--models", nargs="+", default=list(ALL_MODELS))
+    ap.add_argument("--models", nargs="+", default=model_names())
     ap.add_argument("--folds", type=int, default=None, help="default: evaluate.cv_folds")
     ap.add_argument("--epochs", type=int, default=None, help="CV epochs (default: evaluate.cv_epochs)")
     ap.add_argument("--epochs-for", nargs="*", default=[], metavar="MODEL=N",

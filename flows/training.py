@@ -72,16 +72,14 @@ class _Runner:
         return state
 
 
-def validation_artifact(p: Params, stage: str, message: str) -> None:
-    path = p.validate_.windows_report_path if stage == "validate_windows" else p.validate_.report_path
-    report = path.with_suffix(".failed.json")
-    what = "windows" if stage == "validate_windows" else "recordings"
-    lines = [f"# Validation failed ({what})", "", "Nothing was trained, registered or promoted.", "",
-             "```", message, "```"]
-    if report.is_file():
-        data = json.loads(report.read_text())
+def validation_artifact(err: ValidationFailed) -> None:
+    """The failed expectations as a markdown artifact (the stage wrote the full report)."""
+    lines = ["# Validation failed", "", "Nothing was trained, registered or promoted.", "", "```", str(err),
+             "```"]
+    if err.report is not None and err.report.is_file():
+        data = json.loads(err.report.read_text())
         lines += ["", f"{len(data.get('failures', []))} of {data.get('evaluated')} expectations failed "
-                      f"(full report: `{report}`).", "",
+                      f"(full report: `{err.report}`).", "",
                   "| suite | expectation | column | examples / observed |", "|---|---|---|---|"]
         for f in data.get("failures", []):
             seen = str(f.get("examples") or f.get("observed"))[:200].replace("|", "\\|")
@@ -160,7 +158,7 @@ def training_pipeline(params_path: str = "params.yaml", overrides: dict[str, Any
         if state.is_failed():
             err = state.result(raise_on_failure=False)
             if isinstance(err, ValidationFailed):
-                validation_artifact(p, stage.name, str(err))
+                validation_artifact(err)
             raise err if isinstance(err, BaseException) else RuntimeError(f"{stage.name}: {state.message}")
         results[stage.name] = state.result()
     if "register" in results:

@@ -1,5 +1,9 @@
 """Errors every stage raises, so the CLI can turn them into a clear message and exit code."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class HarError(Exception):
     """Base class for expected, user-facing failures."""
@@ -10,7 +14,11 @@ class DataError(HarError):
 
 
 class ValidationFailed(HarError):
-    """A Great Expectations suite failed."""
+    """A Great Expectations suite failed; ``report`` is the full report's path when one was written."""
+
+    def __init__(self, message: str, report: Path | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class ConfigError(HarError):

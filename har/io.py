@@ -4,11 +4,13 @@ so a failing run never leaves a half-written or overwritten good output. Also th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -22,6 +24,13 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """``obj`` as indented JSON at ``path``, atomically."""
+    with atomic_path(path, ".json") as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))
+    return path
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

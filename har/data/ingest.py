@@ -18,12 +18,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from har.contracts import (
+    META_CHANNELS,
+    META_RATE,
+    META_SOURCE,
+    META_UNITS,
+    RECORDING_COLUMNS,
+    SENSOR_CHANNELS,
+    UNITS,
+)
 from har.errors import DataError
 from har.io import atomic_path
 
-SENSOR_COLUMNS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
-COLUMNS = ["subject", "session", "sample", "t", *SENSOR_COLUMNS, "label"]
-UNITS = {"t": "s", "acc": "g", "gyro": "rad/s"}
+SENSOR_COLUMNS = list(SENSOR_CHANNELS)
+COLUMNS = list(RECORDING_COLUMNS)
 _ACC = re.compile(r"acc_exp(\d+)_user(\d+)\.txt$")
 
 
@@ -108,9 +116,9 @@ def write_recordings(df: pd.DataFrame, path: Path, sampling_rate_hz: float, sour
         raise DataError(f"recordings for {path}: missing columns {missing}")
     table = pa.Table.from_pandas(df[COLUMNS], preserve_index=False)
     meta = dict(table.schema.metadata or {})
-    meta.update({b"har.sampling_rate_hz": str(sampling_rate_hz).encode(),
-                 b"har.units": json.dumps(UNITS).encode(), b"har.source": source.encode(),
-                 b"har.channels": json.dumps([c for c in SENSOR_COLUMNS
+    meta.update({META_RATE.encode(): str(sampling_rate_hz).encode(),
+                 META_UNITS.encode(): json.dumps(UNITS).encode(), META_SOURCE.encode(): source.encode(),
+                 META_CHANNELS.encode(): json.dumps([c for c in SENSOR_COLUMNS
                                               if df[c].notna().any()]).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table.replace_schema_metadata(meta), tmp)
@@ -124,10 +132,10 @@ def read_recordings(path: Path) -> tuple[pd.DataFrame, dict]:
     except (pa.ArrowInvalid, OSError) as err:
         raise DataError(f"{path}: not a readable parquet file: {err}") from None
     raw = table.schema.metadata or {}
-    if b"har.sampling_rate_hz" not in raw:
-        raise DataError(f"{path}: no har.sampling_rate_hz in the parquet metadata")
-    meta = {"sampling_rate_hz": float(raw[b"har.sampling_rate_hz"]),
-            "units": json.loads(raw.get(b"har.units", b"{}")),
-            "source": raw.get(b"har.source", b"").decode(),
-            "channels": json.loads(raw.get(b"har.channels", json.dumps(SENSOR_COLUMNS).encode()))}
+    if META_RATE.encode() not in raw:
+        raise DataError(f"{path}: no {META_RATE} in the parquet metadata")
+    meta = {"sampling_rate_hz": float(raw[META_RATE.encode()]),
+            "units": json.loads(raw.get(META_UNITS.encode(), b"{}")),
+            "source": raw.get(META_SOURCE.encode(), b"").decode(),
+            "channels": json.loads(raw.get(META_CHANNELS.encode(), json.dumps(SENSOR_COLUMNS).encode()))}
     return table.to_pandas(), meta

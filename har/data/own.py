@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from har import contracts
 from har.data.ingest import COLUMNS
 from har.errors import DataError
 
-ACC = ["acc_x", "acc_y", "acc_z"]
-GYRO = ["gyro_x", "gyro_y", "gyro_z"]
+ACC = list(contracts.ACC)
+GYRO = list(contracts.GYRO)
 STANDARD_GRAVITY = 9.80665
 ACC_SCALE = {"g": 1.0, "m/s2": 1.0 / STANDARD_GRAVITY}
 GYRO_SCALE = {"rad/s": 1.0, "deg/s": np.pi / 180.0}

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from har.contracts import ONNX_INPUT, ONNX_OUTPUT
 from har.errors import DataError
 from har.io import atomic_path
 from har.training.bundle import TrainedModel
 
-INPUT, OUTPUT = "window", "probs"
+INPUT, OUTPUT = ONNX_INPUT, ONNX_OUTPUT
 
 
 def _export_deep(model: TrainedModel, opset: int) -> onnx.ModelProto:
@@ -60,7 +61,7 @@ def export_onnx(model: TrainedModel, path: Path, *, opset: int = 18) -> Path:
     return path
 
 
-def session(path: Path, threads: int = 1):  # noqa: ANN201 - onnxruntime type
+def session(path: Path, threads: int = 1):
     import onnxruntime as ort
 
     if not path.is_file():

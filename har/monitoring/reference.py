@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from har.contracts import SPLITS_FILE, WINDOWS_FILE
 from har.errors import DataError
 from har.io import atomic_path
 
@@ -92,8 +93,8 @@ def reference_from_processed(out_dir: Path, n_bins: int = N_BINS, sample_size: i
     """Reference from ``out_dir/windows.npz``, restricted to the train subjects of splits.json."""
     from har.preprocess.windows import load_windows
 
-    w = load_windows(out_dir / "windows.npz")
-    splits_path = out_dir / "splits.json"
+    w = load_windows(out_dir / WINDOWS_FILE)
+    splits_path = out_dir / SPLITS_FILE
     if not splits_path.is_file():
         raise DataError(f"{splits_path}: not found (run `har preprocess`)")
     train = json.loads(splits_path.read_text())["train"]
@@ -101,7 +102,7 @@ def reference_from_processed(out_dir: Path, n_bins: int = N_BINS, sample_size: i
     if not mask.any():
         raise DataError(f"{out_dir}: no windows of the train subjects {train}")
     ref = build_reference(window_features(w.X[mask], w.channels), n_bins, sample_size, seed,
-                          source=str(out_dir / "windows.npz"))
+                          source=str(out_dir / WINDOWS_FILE))
     ref["train_subjects"] = sorted(int(s) for s in train)
     return ref
 

@@ -12,13 +12,18 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from har.contracts import (
+    LABEL_MAP_FILE,
+    NORMALIZER_FILE,
+    PROCESSED_FILES,
+    SPLITS_FILE,
+    STATS_FILE,
+    WINDOWS_FILE,
+)
 from har.data.own import channels_present
 from har.preprocess.normalize import fit_normalizer
 from har.preprocess.splits import check_no_leak, group_kfold, official_split
 from har.preprocess.windows import make_windows, save_windows
-
-BASE_CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
-OUTPUTS = ("windows.npz", "splits.json", "label_map.json", "normalizer.json", "stats.json")
 
 
 def preprocess(recordings: pd.DataFrame, rate_hz: float, out_dir: Path, *, target_rate_hz: float,
@@ -54,14 +59,14 @@ def preprocess(recordings: pd.DataFrame, rate_hz: float, out_dir: Path, *, targe
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".preprocess-", dir=out_dir))
     try:
-        save_windows(w, tmp / "windows.npz")
-        (tmp / "splits.json").write_text(json.dumps(
+        save_windows(w, tmp / WINDOWS_FILE)
+        (tmp / SPLITS_FILE).write_text(json.dumps(
             {**splits, "folds": folds, "subject_split": {str(k): v for k, v in split_of.items()}},
             indent=2))
-        (tmp / "label_map.json").write_text(json.dumps({"classes": classes}, indent=2))
-        (tmp / "normalizer.json").write_text(norm.to_json())
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
-        for name in OUTPUTS:
+        (tmp / LABEL_MAP_FILE).write_text(json.dumps({"classes": classes}, indent=2))
+        (tmp / NORMALIZER_FILE).write_text(norm.to_json())
+        (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2))
+        for name in PROCESSED_FILES:
             os.replace(tmp / name, out_dir / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.lib.stride_tricks import sliding_window_view
 
+from har.contracts import BODY_ACC, GRAVITY_ACC
 from har.errors import DataError
 from har.io import atomic_path
 from har.preprocess.signal import gravity_body_split, resample
@@ -88,8 +89,7 @@ def make_windows(recordings: pd.DataFrame, rate_hz: float, target_rate_hz: float
     n_cls = len(classes)
     out_channels = list(channels)
     if gravity_split:
-        out_channels += ["body_acc_x", "body_acc_y", "body_acc_z",
-                         "grav_acc_x", "grav_acc_y", "grav_acc_z"]
+        out_channels += [*BODY_ACC, *GRAVITY_ACC]
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("X", "y", "subject", "session", "start")}
     # Whole-table numpy conversions once; sessions are contiguous row ranges after one sort.
     recordings = recordings.sort_values(["subject", "session", "sample"], kind="stable")

@@ -18,11 +18,12 @@ from har.data.lake import PushReport
 from har.data.lake import push as push_to_lake
 from har.data.own import import_recordings
 from har.data.registry import get_dataset
+from har.errors import ValidationFailed
 from har.logging import get_logger
 from har.monitoring.reference import reference_from_processed, write_reference
 from har.preprocess.pipeline import preprocess as run_preprocess
 from har.preprocess.windows import load_windows
-from har.validation.run import ValidationReport, raise_for_failure, validate_recordings
+from har.validation.run import ValidationReport, validate_recordings
 from har.validation.run import validate_windows as run_windows_suite
 
 log = get_logger(__name__)
@@ -60,9 +61,11 @@ def import_own(p: Params, paths: list[Path], out: Path, *, subject: int, acc_uni
 
 
 def _report(report: ValidationReport, path: Path, what: str) -> dict[str, Any]:
-    # A failing run writes its report beside the good one, never over it.
-    report.to_json(path if report.success else path.with_suffix(".failed.json"))
-    raise_for_failure(report)
+    if not report.success:  # a failing run writes its report beside the good one, never over it
+        failed = path.with_suffix(".failed.json")
+        report.to_json(failed)
+        raise ValidationFailed(f"{what}{report.summary()}", report=failed)
+    report.to_json(path)
     summary = f"{what}{report.summary()}"
     log.info("%s", summary)
     return {"report": str(path), "summary": summary}

@@ -35,7 +35,7 @@ from har.evaluation.metrics import (
     write_predictions,
 )
 from har.export.onnx import export_onnx, latency_ms, parity, session
-from har.io import atomic_path, content_digest, sha256_file
+from har.io import atomic_path, content_digest, sha256_file, write_json
 from har.logging import get_logger
 from har.preprocess.windows import Windows, make_windows
 from har.registry.gate import DIGEST_TAG
@@ -48,11 +48,6 @@ log = get_logger(__name__)
 
 def model_dir(p: Params) -> Path:
     return p.train.out_dir / TRAINED_DIR
-
-
-def write_json(path: Path, obj: dict[str, Any]) -> None:
-    with atomic_path(path, ".json") as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=str))
 
 
 def run_info(p: Params) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from har.contracts import ONNX_INPUT, ONNX_OUTPUT, WindowSpec
 from har.errors import DataError
 from har.evaluation.metrics import classification_metrics
 from har.export.onnx import read_metadata, session
+from har.io import write_json
 from har.logging import get_logger
 from har.registry import gate
-from har.stages.model import write_json
 from har.training.data import load_split_data
 
 log = get_logger(__name__)

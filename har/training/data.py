@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from har.contracts import LABEL_MAP_FILE, SPLITS_FILE, WINDOWS_FILE
 from har.errors import DataError
 from har.preprocess.windows import Windows, load_windows
 
@@ -25,28 +26,28 @@ class SplitData:
 
 def load_split_data(processed_dir: Path, classes: list[str]) -> SplitData:
     """Windows + splits + label map, with the checks that make a bad input a clear error."""
-    paths = {n: processed_dir / n for n in ("windows.npz", "splits.json", "label_map.json")}
+    paths = {n: processed_dir / n for n in (WINDOWS_FILE, SPLITS_FILE, LABEL_MAP_FILE)}
     for name, path in paths.items():
         if not path.is_file():
             raise DataError(f"{path}: missing; run `har preprocess` first ({name} is its output)")
     try:
-        w = load_windows(paths["windows.npz"])
+        w = load_windows(paths[WINDOWS_FILE])
     except (KeyError, ValueError, OSError) as e:
-        raise DataError(f"{paths['windows.npz']}: not a windows file ({e})") from None
-    stored = json.loads(paths["label_map.json"].read_text()).get("classes")
+        raise DataError(f"{paths[WINDOWS_FILE]}: not a windows file ({e})") from None
+    stored = json.loads(paths[LABEL_MAP_FILE].read_text()).get("classes")
     if stored != classes:
-        raise DataError(f"{paths['label_map.json']}: classes {stored} differ from params "
+        raise DataError(f"{paths[LABEL_MAP_FILE]}: classes {stored} differ from params "
                         f"preprocess.classes {classes}; re-run `har preprocess`")
     bad = (w.y < 0) | (w.y >= len(classes))
     if bad.any():
-        raise DataError(f"{paths['windows.npz']}: {int(bad.sum())} windows have a class index outside "
+        raise DataError(f"{paths[WINDOWS_FILE]}: {int(bad.sum())} windows have a class index outside "
                         f"0..{len(classes) - 1} (e.g. {int(w.y[bad][0])}); expected the classes of "
-                        f"{paths['label_map.json']}")
+                        f"{paths[LABEL_MAP_FILE]}")
     if w.X.ndim != 3 or w.X.shape[2] != len(w.channels):
-        raise DataError(f"{paths['windows.npz']}: windows have {w.X.shape[2] if w.X.ndim == 3 else '?'} "
+        raise DataError(f"{paths[WINDOWS_FILE]}: windows have {w.X.shape[2] if w.X.ndim == 3 else '?'} "
                         f"channels but the file names {len(w.channels)}: {w.channels}")
-    splits = json.loads(paths["splits.json"].read_text())
+    splits = json.loads(paths[SPLITS_FILE].read_text())
     for key in ("train", "val", "test"):
         if key not in splits:
-            raise DataError(f"{paths['splits.json']}: no '{key}' subject list")
+            raise DataError(f"{paths[SPLITS_FILE]}: no '{key}' subject list")
     return SplitData(w, classes, {k: splits[k] for k in ("train", "val", "test")})

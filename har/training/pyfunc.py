@@ -16,5 +16,5 @@ class ClassicPyfunc(mlflow.pyfunc.PythonModel):
         self.model = ClassicModel.load(Path(context.artifacts["model"]))
 
     # no type hints here: MLflow would read them as an input schema and warn that they are not one
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+    def predict(self, context, model_input, params=None):
         return self.model.predict_proba(np.asarray(model_input, dtype=np.float32))

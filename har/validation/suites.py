@@ -6,12 +6,10 @@ import os
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-import great_expectations.expectations as gxe  # noqa: E402
+import great_expectations.expectations as gxe
 
-import great_expectations as gx  # noqa: E402
-
-RECORDING_COLUMNS = ["subject", "session", "sample", "t", "acc_x", "acc_y", "acc_z",
-                     "gyro_x", "gyro_y", "gyro_z", "label"]
+import great_expectations as gx
+from har.contracts import ACC, GYRO, RECORDING_COLUMNS, SENSOR_CHANNELS
 
 
 def recordings_suite(classes: list[str], acc_abs_max_g: float, gyro_abs_max_rad_s: float,
@@ -24,14 +22,14 @@ def recordings_suite(classes: list[str], acc_abs_max_g: float, gyro_abs_max_rad_
     for c in ("subject", "sample"):
         ex.append(gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=[
             "int16", "int32", "int64", "Int16", "Int32", "Int64"]))
-    for c in ("t", "acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"):
+    for c in ("t", *SENSOR_CHANNELS):
         ex.append(gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=[
             "float32", "float64", "Float32", "Float64"]))
-    for c in ("acc_x", "acc_y", "acc_z"):
+    for c in ACC:
         ex.append(gxe.ExpectColumnValuesToNotBeNull(column=c))
         ex.append(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=-acc_abs_max_g,
                                                     max_value=acc_abs_max_g))
-    for c in ("gyro_x", "gyro_y", "gyro_z"):
+    for c in GYRO:
         ex.append(gxe.ExpectColumnValuesToNotBeNull(column=c))
         ex.append(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=-gyro_abs_max_rad_s,
                                                     max_value=gyro_abs_max_rad_s))

@@ -16,7 +16,7 @@ def test_repo_params_parse() -> None:
     assert p.validate_.gx_dir == Path("great_expectations")
 
 
-def _write(tmp_path: Path, mutate) -> Path:  # noqa: ANN001
+def _write(tmp_path: Path, mutate) -> Path:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     mutate(raw)
     path = tmp_path / "params.yaml"

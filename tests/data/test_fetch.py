@@ -73,7 +73,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     drop_first: bool = True
     ranges: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         rng = self.headers.get("Range")
         type(self).ranges.append(rng or "")
         start = int(rng.split("=")[1].split("-")[0]) if rng else 0
@@ -113,7 +113,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, type[_RangeHandler]]]:
     httpd.shutdown()
 
 
-def test_download_interrupted_then_resumed(tmp_path: Path, spec: DatasetSpec, server) -> None:  # noqa: ANN001
+def test_download_interrupted_then_resumed(tmp_path: Path, spec: DatasetSpec, server) -> None:
     url, handler = server
     out = fetch_dataset("toy", tmp_path / "raw", None, url=url, retries=2, spec=spec)
     assert (out / "RawData" / "acc_exp01_user01.txt").stat().st_size > 0

@@ -19,7 +19,7 @@ from har.training.data import load_split_data
 from har.training.train import fit_model
 
 
-def _meta(p: Params, data, model: str) -> ModelMeta:  # noqa: ANN001
+def _meta(p: Params, data, model: str) -> ModelMeta:
     w = data.windows
     return ModelMeta(model=model, classes=p.preprocess.classes, channels=w.channels, rate_hz=w.rate_hz,
                      window_len=w.X.shape[1], window_s=p.preprocess.window_s, overlap=p.preprocess.overlap,

@@ -61,7 +61,7 @@ def test_pipeline_drops_all_nan_gyro(tmp_path: Path) -> None:
 
 def test_failure_leaves_no_partial_output(tmp_path: Path) -> None:
     out = tmp_path / "processed"
-    with pytest.raises(Exception):  # noqa: B017, PT011
+    with pytest.raises(Exception):  # noqa: B017
         preprocess(_recordings(range(1, 3)), 50.0, out, test_subjects=[1], **KW)  # type: ignore[arg-type]
     assert not out.exists() or not any(p.name in OUTPUTS for p in out.iterdir())
     assert not out.exists() or not any(out.iterdir())

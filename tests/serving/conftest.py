@@ -23,7 +23,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("torch")
 
-from serving_support import CHANNELS, CLASSES, REPO, LiveServer  # noqa: E402
+from serving_support import CHANNELS, CLASSES, REPO, LiveServer
 
 
 @pytest.fixture
@@ -54,13 +54,13 @@ TRAINED_EPOCHS = 10
 SMALL_CNN = {"channels": [16, 32], "kernel_size": 5, "dropout": 0.1}
 
 
-def _small_params(**overrides: object):  # noqa: ANN202 - har.config.TrainParams
+def _small_params(**overrides: object):
     from har.config import TrainParams
 
     return TrainParams(model="cnn1d", cnn1d=SMALL_CNN, **overrides)
 
 
-def _meta(tp, channels: list[str] | None = None):  # noqa: ANN001, ANN202 - har.training.bundle.ModelMeta
+def _meta(tp, channels: list[str] | None = None):
     from har.training.bundle import ModelMeta
 
     return ModelMeta(model="cnn1d", classes=CLASSES, channels=channels or CHANNELS, rate_hz=50.0,

@@ -24,7 +24,7 @@ def free_port() -> int:
 class LiveServer:
     """uvicorn.Server on 127.0.0.1:<free port> in a thread: real HTTP, stopped on exit."""
 
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app) -> None:
         import uvicorn
 
         self.app = app

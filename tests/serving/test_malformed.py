@@ -91,7 +91,7 @@ CASES: list[tuple[str, str, object, int, str]] = [
 
 
 @pytest.fixture(scope="module")
-def server(random_onnx: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def server(random_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
     from serving_support import LiveServer
 
     from har.config import ServeParams
@@ -119,7 +119,7 @@ def test_malformed_payload_gets_4xx_with_message(server, endpoint: str, body: ob
 
 def test_streamed_body_over_limit_without_content_length(server) -> None:
     """Chunked upload with no Content-Length: the cap applies while streaming."""
-    def chunks():  # noqa: ANN202
+    def chunks():
         yield b'{"channels": ["acc_x"], "windows": ['
         for _ in range(50):
             yield b"[" + b"0.1," * 2000 + b"0.1],"

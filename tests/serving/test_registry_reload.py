@@ -15,7 +15,7 @@ NAME = "har-activity"
 
 
 @pytest.fixture(scope="module")
-def _registry(tmp_path_factory: pytest.TempPathFactory, random_onnx: Path, random_onnx_b: Path):  # noqa: ANN202
+def _registry(tmp_path_factory: pytest.TempPathFactory, random_onnx: Path, random_onnx_b: Path):
     """Two versions of har-activity (different weights), each with test metrics on its run."""
     import mlflow
     import mlflow.onnx
@@ -39,7 +39,7 @@ def _registry(tmp_path_factory: pytest.TempPathFactory, random_onnx: Path, rando
 
 
 @pytest.fixture
-def registry(_registry):  # noqa: ANN001, ANN201
+def registry(_registry):
     """The module's registry with champion reset to version 1 (tests move it)."""
     _registry[0].set_registered_model_alias(NAME, "champion", "1")
     return _registry

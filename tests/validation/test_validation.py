@@ -39,7 +39,7 @@ def _recordings() -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _validate(df: pd.DataFrame, gx_dir: Path, docs: Path | None = None, subjects=(1, 2)):  # noqa: ANN001, ANN202
+def _validate(df: pd.DataFrame, gx_dir: Path, docs: Path | None = None, subjects=(1, 2)):
     return validate_recordings(df, project_dir=gx_dir, classes=CLASSES, sampling_rate_hz=50.0,
                                subjects=list(subjects), docs_dir=docs)
 
@@ -77,7 +77,7 @@ def _slow_clock(df: pd.DataFrame) -> None:
     ids=["nan", "acc_range", "inf", "unknown_label", "non_increasing_sample", "wrong_rate",
          "rate_25hz"],
 )
-def test_bad_recordings_fail_with_named_report(gx_dir: Path, mutate, expectation: str,  # noqa: ANN001
+def test_bad_recordings_fail_with_named_report(gx_dir: Path, mutate, expectation: str,
                                                column: str, example: str | None) -> None:
     df = _recordings()
     mutate(df)
