@@ -11,7 +11,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: setup system-deps run test stack stack-down lint bench clean
+.PHONY: setup system-deps run test stack stack-down dag lint bench clean
 
 $(BIN)/har: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,10 @@ stack: setup system-deps
 
 stack-down: setup
 	$(BIN)/har stack down
+
+# the pipeline diagram in docs/architecture.md, from dvc.yaml
+dag: setup
+	$(BIN)/python docs/tools/render_dag.py
 
 bench: setup
 	$(BIN)/python benchmarks/preprocess.py

@@ -193,3 +193,12 @@ def test_out_of_order_stages_are_refused(tmp_path: Path) -> None:
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(ConfigError, match="stage 'train' depends on .*an output of the later stage"):
         load_pipeline(load_params(REPO / "params.yaml"), tmp_path / "dvc.yaml")
+
+
+def test_architecture_diagram_is_generated_from_dvc_yaml() -> None:
+    """docs/architecture.md shows `dvc dag --mermaid`, not a drawing (`make dag` regenerates it)."""
+    import subprocess
+
+    res = subprocess.run([sys.executable, str(REPO / "docs" / "tools" / "render_dag.py"), "--check"],
+                         capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, "docs/architecture.md's diagram is stale: run `make dag`"

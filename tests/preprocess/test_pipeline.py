@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from har.contracts import PROCESSED_FILES as OUTPUTS
 from har.preprocess.normalize import Normalizer
-from har.preprocess.pipeline import OUTPUTS, preprocess
+from har.preprocess.pipeline import preprocess
 from har.preprocess.windows import load_windows
 
 CH = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]

@@ -9,11 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from har.contracts import PROCESSED_FILES as OUTPUTS
+from har.contracts import SENSOR_CHANNELS
 from har.errors import DataError
 from har.preprocess.normalize import Normalizer, fit_normalizer
-from har.preprocess.pipeline import BASE_CHANNELS, OUTPUTS, preprocess
+from har.preprocess.pipeline import preprocess
 from har.preprocess.splits import check_no_leak, group_kfold, official_split
 from har.preprocess.windows import gravity_body_split, load_windows, make_windows, resample, sliding_windows
+
+BASE_CHANNELS = list(SENSOR_CHANNELS)
 
 CLASSES = ["WALKING", "SITTING"]
 
