@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,15 @@ def test_dvc_repro_to_champion(tmp_path: Path) -> None:
     assert decision in ("dry-run: would promote", "dry-run: would reject")
     registry = json.loads((clone / "reports" / "registry.json").read_text())
     assert registry["promotion"]["dry_run"] and not registry["promotion"]["promoted"]
+
+    # the default (local) remote: created on the first push, and a pull restores every cached output
+    remote = (clone / ".dvc" / "../../har-dvc-remote").resolve()
+    assert not remote.exists()
+    pushed = run("push")
+    assert remote.is_dir() and "pushed" in pushed.stdout
+    shutil.rmtree(clone / ".dvc" / "cache")
+    for out in ("data/raw", "data/interim", "data/processed/windows.npz", "models"):
+        path = clone / out
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    run("pull")
+    assert "Data and pipelines are up to date" in run("status").stdout
