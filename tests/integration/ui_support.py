@@ -11,7 +11,7 @@ from pathlib import Path
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--disable-sync",
-         "--hide-scrollbars"]
+         "--hide-scrollbars", "--run-all-compositor-stages-before-draw"]
 
 
 class _Text(HTMLParser):
@@ -41,7 +41,7 @@ def chromium() -> str:
     return path
 
 
-def render(url: str, png: Path, *, budget_ms: int = 20000, size: tuple[int, int] = (1440, 1000)) -> str:
+def render(url: str, png: Path, *, budget_ms: int = 30000, size: tuple[int, int] = (1440, 1000)) -> str:
     """Screenshot ``url`` into ``png`` and return the visible text of the rendered page.
 
     ``--virtual-time-budget`` lets the single-page apps fetch their data and render before the
