@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from serving_support import CHANNELS, CLASSES
+from serving_support import ADMIN, CHANNELS, CLASSES
 
 
 def _offline(onnx: Path, x: np.ndarray) -> np.ndarray:
@@ -128,5 +128,6 @@ def test_concurrent_requests_during_reload_all_succeed(live_server, random_onnx:
     with cf.ThreadPoolExecutor(4) as pool:
         futs = [pool.submit(call, i) for i in range(40)]
         for _ in range(3):
-            assert httpx.post(f"{srv.url}/v1/admin/reload", params={"force": "true"}).json()["reloaded"]
+            r = httpx.post(f"{srv.url}/v1/admin/reload", params={"force": "true"}, headers=ADMIN)
+            assert r.json()["reloaded"]
         assert {f.result() for f in futs} == {200}
