@@ -113,9 +113,16 @@ def create_app(serve: ServeParams | None = None, *, tracking_uri: str | None = N
     # added last = outermost: a shed request costs no routing, no body read
     app.add_middleware(Gate, metrics=state.metrics, max_concurrency=serve.max_concurrency,
                        retry_after_s=serve.retry_after_s,
-                       routes=frozenset(getattr(r, "path", "") for r in app.routes))
+                       routes=frozenset(_paths(app)))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _paths(app: FastAPI) -> set[str]:
+    # included routers are wrapped (FastAPI ≥ 0.150), so their paths come from the routers themselves
+    found = {getattr(r, "path", "") for r in app.routes}
+    found |= {getattr(r, "path", "") for router in ROUTERS for r in router.routes}
+    return found - {""}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
