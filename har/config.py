@@ -182,6 +182,8 @@ class ServeParams(_Section):
     max_samples: int = Field(500_000, ge=1, description="samples per /v1/predict/recording request")
     max_concurrency: int = Field(32, ge=1, description="requests in progress on the model routes; "
                                  "more are answered 503 + Retry-After at once")
+    max_queue_wait_ms: float = Field(25.0, gt=0, description="a request that waited longer than this "
+                                     "on the busy event loop is answered 503 + Retry-After")
     max_connections: int = Field(1024, ge=8, description="open connections (uvicorn limit_concurrency)")
     read_timeout_s: float = Field(15.0, gt=0, description="to receive a whole request (headers and "
                                   "body) after the connection opens or the previous response")

@@ -112,7 +112,7 @@ def create_app(serve: ServeParams | None = None, *, tracking_uri: str | None = N
                            allow_headers=["Content-Type", "Authorization"], max_age=600)
     # added last = outermost: a shed request costs no routing, no body read
     app.add_middleware(Gate, metrics=state.metrics, max_concurrency=serve.max_concurrency,
-                       retry_after_s=serve.retry_after_s,
+                       retry_after_s=serve.retry_after_s, max_queue_wait_ms=serve.max_queue_wait_ms,
                        routes=frozenset(_paths(app)))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,9 +1,19 @@
 """The outermost ASGI middleware: load shedding and the per-request metrics.
 
-Load shedding: at most ``serve.max_concurrency`` requests are in progress on the gated routes;
-one more is answered ``503`` with ``Retry-After`` at once, before its body is read, instead of
-queueing behind the others for seconds. The probes (``/healthz``, ``/readyz``) and ``/metrics``
-are never gated, so a saturated server still says it is alive.
+Load shedding answers ``503`` with ``Retry-After`` at once, before the body is read, instead of
+letting requests queue for seconds:
+
+* when ``serve.max_concurrency`` requests are already in progress on the gated routes (slow
+  uploads, big recordings in worker threads);
+* when the request waited longer than ``serve.max_queue_wait_ms`` between its first bytes being
+  parsed and reaching the app. Single-window requests run to completion on the event loop one
+  after the other, so under overload they never pile up *inside* the app: they wait in the loop's
+  queue, where the in-progress count cannot see them. The wait can: a loop round that has already
+  spent that long on accepted requests answers the rest of its queue cheaply, which bounds how
+  long a round, and so a probe, waits.
+
+The probes (``/healthz``, ``/readyz``) and ``/metrics`` are never gated, so a saturated server still
+says it is alive.
 
 A plain ASGI class rather than Starlette's ``BaseHTTPMiddleware``: that one runs the app in an
 extra task and buffers responses, which costs more than a whole single-window prediction.
@@ -19,19 +29,21 @@ import orjson
 from har.serving.metrics import Metrics
 
 UNGATED = frozenset({"/healthz", "/readyz", "/metrics"})
+ARRIVED = "har.arrived"  # scope key: perf_counter() when the request's first bytes were parsed
 
 
 class Gate:
     def __init__(self, app: Any, metrics: Metrics, max_concurrency: int, retry_after_s: int,
-                 routes: frozenset[str]) -> None:
+                 routes: frozenset[str], max_queue_wait_ms: float = 25.0) -> None:
         self.app = app
         self.metrics = metrics
         self.limit = max_concurrency
+        self.max_wait = max_queue_wait_ms / 1000
         self.in_flight = 0
         self.routes = routes  # label values: known paths only, so random URLs cannot explode them
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        body = orjson.dumps({"detail": f"server busy: {max_concurrency} requests in progress "
-                                       f"(serve.max_concurrency); retry after {retry_after_s} s"})
+        body = orjson.dumps({"detail": f"server busy (serve.max_concurrency, serve.max_queue_wait_ms); "
+                                       f"retry after {retry_after_s} s"})
         self._busy_start = {"type": "http.response.start", "status": 503, "headers": [
             (b"content-type", b"application/json"), (b"retry-after", str(retry_after_s).encode()),
             (b"content-length", str(len(body)).encode())]}
@@ -57,7 +69,7 @@ class Gate:
         route = path if path in self.routes else "other"
         method = scope["method"]
         gated = path not in UNGATED
-        if gated and self.in_flight >= self.limit:
+        if gated and (self.in_flight >= self.limit or t0 - scope.get(ARRIVED, t0) > self.max_wait):
             self.metrics.shed.labels(route).inc()
             await send(self._busy_start)
             await send(self._busy_body)

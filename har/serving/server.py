@@ -14,9 +14,11 @@ import asyncio
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from har.config import ServeParams, ValidateParams
+from har.serving.gate import ARRIVED
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,12 @@ class ReadTimeoutProtocol(_BaseProtocol):  # type: ignore[misc, valid-type]
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._har_arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # when the request's first bytes were parsed: the gate sheds requests that then waited on
+        # the busy event loop for longer than serve.max_queue_wait_ms (har.serving.gate)
+        self.scope[ARRIVED] = time.perf_counter()  # type: ignore[literal-required]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._har_timer is not None:
