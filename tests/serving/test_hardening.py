@@ -180,6 +180,8 @@ def test_samples_cap(random_onnx: Path, tmp_path: Path) -> None:
 def test_admin_disabled_without_token(server: LiveServer) -> None:
     r = httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN)
     assert r.status_code == 403 and "HAR_ADMIN_TOKEN" in r.json()["detail"]
+    anonymous = httpx.post(f"{server.url}/v1/admin/reload")
+    assert anonymous.status_code == 401 and "disabled" in anonymous.json()["detail"]
 
 
 def test_admin_token_required(random_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -283,6 +285,19 @@ def test_aborted_upload_logs_one_line_no_traceback(tight: LiveServer,
     assert len(lines) == 1 and "client closed the connection" in lines[0].getMessage()
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert 'status="499"' in httpx.get(f"{tight.url}/metrics").text
+
+
+def test_queue_wait_shedding(random_onnx: Path, tmp_path: Path) -> None:
+    """A request that waited on the event loop longer than serve.max_queue_wait_ms is shed (here the
+    limit is 1 µs, so every model request is); the probes are never shed."""
+    serve = ServeParams(model_uri=str(random_onnx), inference_log_dir=tmp_path, max_queue_wait_ms=0.001)
+    with LiveServer(create_app(serve)) as srv:
+        srv.wait_ready()
+        r = httpx.post(srv.url + P, json={"channels": CHANNELS, "windows": [WIN]})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert "serve.max_queue_wait_ms" in r.json()["detail"]
+        assert httpx.get(f"{srv.url}/healthz").status_code == 200
+        assert httpx.get(f"{srv.url}/readyz").status_code == 200
 
 
 def test_load_shedding_503_with_retry_after_and_probes_still_answer(tight: LiveServer) -> None:

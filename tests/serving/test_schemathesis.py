@@ -13,20 +13,23 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from serving_support import ADMIN_TOKEN
 
 MAX_EXAMPLES = 100
 
 
-def test_schemathesis_finds_nothing(live_server, random_onnx: Path, tmp_path: Path) -> None:
-    srv = live_server(str(random_onnx), max_windows=64)
+@pytest.mark.parametrize("admin", [True, False], ids=["admin-token", "admin-disabled"])
+def test_schemathesis_finds_nothing(live_server, random_onnx: Path, tmp_path: Path, admin: bool) -> None:
+    """With the admin routes enabled (and the token sent), and disabled (no token anywhere)."""
+    srv = live_server(str(random_onnx), max_windows=64, admin_token=ADMIN_TOKEN if admin else None)
     cli = Path(sys.executable).parent / "schemathesis"
+    auth = ["--header", f"Authorization: Bearer {ADMIN_TOKEN}"] if admin else []
     res = subprocess.run(
         [str(cli), "run", f"{srv.url}/openapi.json", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance", "--max-examples", str(MAX_EXAMPLES),
-         "--generation-deterministic", "--request-timeout", "30", "--warnings", "off",
-         "--header", f"Authorization: Bearer {ADMIN_TOKEN}", "--report", "junit",
-         "--report-dir", str(tmp_path)],
+         "--generation-deterministic", "--request-timeout", "30", "--warnings", "off", *auth,
+         "--report", "junit", "--report-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=540, cwd=tmp_path,
         env={**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"})
     summary = res.stdout[-3000:]

@@ -1,7 +1,8 @@
-"""Admin routes: ``Authorization: Bearer $HAR_ADMIN_TOKEN`` required; 403 for every call while the
-server has no token (the routes are off by default). No cookie or query-string credentials, so a
-web page cannot drive them cross-origin: a custom Authorization header needs a CORS preflight,
-which this API refuses unless ``serve.cors_origins`` allows the page."""
+"""Admin routes: ``Authorization: Bearer $HAR_ADMIN_TOKEN`` required; while the server has no token
+(the default) the routes are off: 403 for every call with credentials, 401 without. No cookie or
+query-string credentials, so a web page cannot drive them cross-origin: a custom Authorization
+header needs a CORS preflight, which this API refuses unless ``serve.cors_origins`` allows the
+page."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def require_admin(state: State, creds: Bearer) -> None:
+    if creds is None:  # no credentials: 401 whether or not the routes are enabled (RFC 9110)
+        off = "" if state.admin_token else f" (disabled on this server: no {ADMIN_TOKEN_ENV})"
+        raise PayloadError(401, f"admin API: send Authorization: Bearer <token>{off}",
+                           headers={"WWW-Authenticate": "Bearer"})
     if not state.admin_token:
         raise PayloadError(403, f"admin API disabled: the server has no {ADMIN_TOKEN_ENV}")
-    if creds is None:
-        raise PayloadError(401, "admin API: send Authorization: Bearer <token>",
-                           headers={"WWW-Authenticate": "Bearer"})
     # constant time: the comparison must not leak how much of a guess was right
     if not hmac.compare_digest(creds.credentials.encode(), state.admin_token.encode()):
         raise PayloadError(403, "admin API: invalid token")
