@@ -65,6 +65,10 @@ class ServingState:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.heavy)
 
 
+def state_of(request: Request) -> ServingState:
+    return request.app.state.har
+
+
 async def get_state(request: Request) -> ServingState:
     # async: FastAPI runs a plain ``def`` dependency in the thread pool, a hop per request
     return request.app.state.har
@@ -73,12 +77,16 @@ async def get_state(request: Request) -> ServingState:
 State = Annotated[ServingState, Depends(get_state)]  # a handler parameter `state: State` gets it
 
 
-async def current_model(state: State) -> LoadedModel:
+def model_of(state: ServingState) -> LoadedModel:
     """The model this request uses: read once, so a reload swapping it mid-request is harmless."""
     model = state.holder.current
     if model is None:
         raise PayloadError(503, f"no model loaded: {state.holder.last_error or 'model is still loading'}")
     return model
+
+
+async def current_model(state: State) -> LoadedModel:
+    return model_of(state)
 
 
 CurrentModel = Annotated[LoadedModel, Depends(current_model)]
