@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -21,9 +22,39 @@ from har.serving.payload import PayloadError, SensorLimits
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_ENV = "HAR_ADMIN_TOKEN"  # admin routes answer 403 while it is unset or empty
-# Threads for requests too big to parse and run on the event loop: parsing holds the GIL, so more
-# threads than cores would only multiply the memory of bodies being parsed at once.
-HEAVY_THREADS = 2
+# Threads for requests too big to parse and run on the event loop. Parsing holds the GIL (orjson
+# takes ~120 ms for 7.5 MB in one C call), so a second thread parses no faster, doubles the bodies
+# held as Python objects and lets two parses stall the event loop back to back: with 8 clients
+# sending 7.5 MB bodies, /healthz p99 was 205 ms with two threads, 115 ms with one, at the same
+# throughput (docs/serving.md#limits).
+HEAVY_THREADS = 1
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0  # heavy calls running with the cyclic GC paused
+_gc_was_enabled = True
+
+
+def without_gc(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` with automatic cyclic garbage collection paused (process-wide; nested and
+    concurrent calls are counted). Parsing a megabyte body makes ~170k lists that stay alive until
+    the conversion ends; with the heap frozen, each of them counted towards the next full
+    collection, and a run of 8 concurrent 7.5 MB requests spent 7 of 22 s in collections of up to
+    120 ms, holding the GIL the event loop needs. Those lists hold no cycles: reference counting
+    frees them when the call returns."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        return fn(*args)
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def freeze_heap() -> None:
@@ -61,8 +92,9 @@ class ServingState:
         return swapped
 
     async def run_heavy(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` in one of HEAVY_THREADS threads, so the event loop keeps answering."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.heavy)
+        """``fn(*args)`` in one of HEAVY_THREADS threads with the cyclic GC paused
+        (``without_gc``), so the event loop keeps answering."""
+        return await anyio.to_thread.run_sync(without_gc, fn, *args, limiter=self.heavy)
 
 
 def state_of(request: Request) -> ServingState:

@@ -352,3 +352,16 @@ def test_metrics_in_prometheus_format(live_server, random_onnx: Path) -> None:
     # an unknown path is one label value, whatever the URL
     httpx.get(f"{srv.url}/nope/{'x' * 50}")
     assert 'route="other"' in httpx.get(f"{srv.url}/metrics").text
+
+
+def test_big_bodies_run_off_the_loop_and_leave_the_gc_on(server: LiveServer) -> None:
+    """A body over 64 KiB is parsed in the worker thread with the cyclic GC paused; afterwards
+    (this test shares the server's process) collection is on again."""
+    import gc
+
+    x = np.random.default_rng(3).normal(size=(40, 128, 6)).round(4)
+    body = json.dumps({"channels": CHANNELS, "windows": x.tolist()}).encode()
+    assert len(body) > 64 * 1024
+    r = _post(server, P, body)
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 40
+    assert gc.isenabled()

@@ -2,8 +2,9 @@
 
 Each request is turned into a checked float32 array by a plain function (``windows_from_body``,
 ``samples_from_body``). Small bodies are parsed and predicted right on the event loop: a thread
-hop costs more than a tiny model's inference. Big ones go to one of ``HEAVY_THREADS`` threads,
-so parsing megabytes never stalls the probes and at most that many bodies are parsed at once.
+hop costs more than a tiny model's inference. Big ones go to the ``HEAVY_THREADS`` worker thread
+(with the cyclic GC paused), so the event loop keeps answering between the GIL-holding steps and
+only one body at a time becomes Python objects.
 """
 
 from __future__ import annotations
