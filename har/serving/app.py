@@ -37,6 +37,7 @@ from har.serving.payload import (  # noqa: F401
     channel_order,
     format_validation_errors,
     numeric_array,
+    read_json_body,
 )
 from har.serving.routes import ROUTERS
 from har.serving.routes.common import json_response

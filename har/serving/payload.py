@@ -130,6 +130,11 @@ def parse_json(body: bytes) -> Any:
         raise PayloadError(422, f"request body is not valid JSON: {err}") from None
 
 
+async def read_json_body(request: Request, limit: int) -> Any:
+    """``read_body`` then ``parse_json`` (the name the API module had before the split)."""
+    return parse_json(await read_body(request, limit))
+
+
 def format_validation_errors(errors: Any) -> str:
     parts = []
     for e in errors:
