@@ -204,6 +204,25 @@ class ServeParams(Section):
     smoothing_windows: int = Field(3, ge=1, description="median filter length over window predictions")
     inference_log_dir: Path = Path("data/inference_log")
     ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per server worker")
+    # Limits of the HTTP server (docs/serving.md#limits).
+    max_samples: int = Field(500_000, ge=1, description="samples per /v1/predict/recording request")
+    max_concurrency: int = Field(32, ge=1, description="requests in progress on the model routes; "
+                                 "more are answered 503 + Retry-After at once")
+    max_queue_wait_ms: float = Field(25.0, gt=0, description="a request that waited longer than this "
+                                     "on the busy event loop is answered 503 + Retry-After")
+    max_connections: int = Field(1024, ge=8, description="open connections (uvicorn limit_concurrency)")
+    read_timeout_s: float = Field(15.0, gt=0, description="to receive a whole request (headers and "
+                                  "body) after the connection opens or the previous response")
+    keep_alive_timeout_s: int = Field(5, ge=1, description="idle keep-alive connections are closed after")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After of a 503 from load shedding")
+    cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed by "
+                                    "CORS; empty = no CORS headers")
+    inference_log_max_file_bytes: int = Field(64_000_000, ge=1024, description="rotate a log file past this")
+    inference_log_max_total_bytes: int = Field(2_000_000_000, ge=1024,
+                                               description="delete the oldest log files past this")
+    inference_log_retention_days: int = Field(30, ge=1, description="delete log files older than this")
+    inference_log_queue_max: int = Field(10_000, ge=1, description="records waiting for the writer; "
+                                         "more are dropped and counted")
 
 
 class MonitorParams(Section):

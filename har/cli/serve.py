@@ -60,7 +60,9 @@ def serve(
 
     typer.echo(f"serving {p.serve.model_uri} on http://{p.serve.host}:{p.serve.port} "
                f"(threads={p.serve.ort_threads}, workers={workers})")
-    run_server(p.serve, _tracking_uri(p), intra_op_threads=p.serve.ort_threads, workers=workers)
+    # validate.*: the sensor ranges requests are checked against, the same as for training data
+    run_server(p.serve, _tracking_uri(p), intra_op_threads=p.serve.ort_threads, workers=workers,
+               validate=p.validate_)
 
 
 @app.command("predict")

@@ -17,10 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 # handful of samples would resample into thousands of windows (docs/serving.md#limits).
 MIN_RATE_HZ = 1.0
 MAX_RATE_HZ = 2000.0
+# Segment times are start_time_s + offsets: bounded so they stay exact in float64 JSON numbers.
+# 1e10 s is a Unix time in the year 2286; milliseconds since the epoch (~1.7e12) are refused.
+MAX_START_TIME_S = 1e10
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no coercion ("50" → 50.0, true → 1.0, "yes" → True are all 422)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class PredictRequest(_Strict):
@@ -40,7 +44,8 @@ class RecordingRequest(_Strict):
     rate_hz: float = Field(ge=MIN_RATE_HZ, le=MAX_RATE_HZ, description="sampling rate of `samples`")
     channels: list[str] = Field(min_length=1)
     samples: list[list[float]] = Field(description="N samples × len(channels) values")
-    start_time_s: float = Field(0.0, description="time of the first sample; segment times add it")
+    start_time_s: float = Field(0.0, ge=0, le=MAX_START_TIME_S,
+                                description="time of the first sample (s); segment times add it")
 
 
 class PredictEnvelope(_Strict):
@@ -53,7 +58,7 @@ class RecordingEnvelope(_Strict):
     rate_hz: float = Field(ge=MIN_RATE_HZ, le=MAX_RATE_HZ, allow_inf_nan=False)
     channels: list[str] = Field(min_length=1)
     samples: Any
-    start_time_s: float = Field(0.0, allow_inf_nan=False)
+    start_time_s: float = Field(0.0, ge=0, le=MAX_START_TIME_S, allow_inf_nan=False)
 
 
 class WindowPrediction(BaseModel):
@@ -117,6 +122,17 @@ class ReloadResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    status: str
+    version: str | None
+    source: str = Field(description="`ok`, or why the model source cannot be reached (the loaded "
+                                    "model keeps serving)")
 
 
 REQUEST_MODELS: list[type[BaseModel]] = [PredictRequest, RecordingRequest]

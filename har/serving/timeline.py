@@ -14,10 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
-from har.preprocess.windows import resample, sliding_windows
 from har.serving.model import LoadedModel, ModelSpec
+
+# No pandas/scipy at import time: this module is in the API process, where a big heap of library
+# objects makes every full garbage collection slower (docs/serving.md#tail-latency). The resampler
+# (scipy) is imported on the first recording that needs it.
+
+
+def sliding_windows(x: np.ndarray, win: int, step: int) -> np.ndarray:
+    """(T, C) → (n, win, C) views, n = (T - win) // step + 1: the same geometry as
+    ``har.preprocess.windows.sliding_windows`` (tests/serving/test_timeline.py checks they agree),
+    without importing that module's pandas/pyarrow."""
+    if len(x) < win:
+        return np.empty((0, win, *x.shape[1:]), x.dtype)
+    return np.moveaxis(sliding_window_view(x, win, axis=0)[::step], -1, 1)
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,8 @@ def recording_windows(samples: np.ndarray, rate_hz: float, spec: ModelSpec) -> n
     """(N, C) samples at ``rate_hz`` in model channel order → (n, window_len, C) float32 windows."""
     x = np.asarray(samples, dtype=np.float64)
     if abs(rate_hz - spec.rate_hz) > 1e-9:
+        from har.preprocess.signal import resample
+
         x = resample(x, rate_hz, spec.rate_hz)
     return np.ascontiguousarray(sliding_windows(x.astype(np.float32), spec.window_len, spec.step))
 
@@ -131,6 +145,8 @@ def activity_at(segments: list[Segment], times_s: np.ndarray) -> np.ndarray:
 
 def label_agreement(segments: list[Segment], times_s: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of labelled samples (non-null label) whose timeline activity equals the label."""
+    import pandas as pd
+
     labels = np.asarray(labels, dtype=object)
     mask = ~pd.isna(labels)
     if not mask.any():

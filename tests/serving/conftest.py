@@ -18,27 +18,28 @@ import yaml
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-pytest.importorskip("torch")
-
-from serving_support import CHANNELS, CLASSES, REPO, LiveServer
+# Plain imports, no importorskip: a broken install must fail the suite, not skip it.
+import fastapi  # noqa: F401
+import onnxruntime  # noqa: F401
+import torch
+import uvicorn  # noqa: F401
+from serving_support import ADMIN_TOKEN, CHANNELS, CLASSES, REPO, LiveServer
 
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    """Factory: ``live_server(model_uri, **serve_overrides)`` → a started, ready LiveServer."""
+    """Factory: ``live_server(model_uri, **serve_overrides)`` → a started, ready LiveServer
+    (admin routes enabled with serving_support.ADMIN_TOKEN unless ``admin_token=None``)."""
     from har.config import ServeParams
     from har.serving.app import create_app
 
     started: list[LiveServer] = []
 
     def start(model_uri: str, ready: bool = True, tracking_uri: str | None = None,
-              **overrides: object) -> LiveServer:
+              admin_token: str | None = ADMIN_TOKEN, **overrides: object) -> LiveServer:
         serve = ServeParams(model_uri=model_uri, inference_log_dir=tmp_path / "inference_log",
                             **overrides)
-        srv = LiveServer(create_app(serve, tracking_uri=tracking_uri)).__enter__()
+        srv = LiveServer(create_app(serve, tracking_uri=tracking_uri, admin_token=admin_token)).__enter__()
         started.append(srv)
         if ready:
             srv.wait_ready()
@@ -70,7 +71,6 @@ def _meta(tp, channels: list[str] | None = None):
 def _random_onnx(path: Path, seed: int, mean: np.ndarray | None = None,
                  std: np.ndarray | None = None) -> Path:
     """An untrained (seeded) cnn1d through the real exporter: the production contract exactly."""
-    import torch
 
     from har.export.onnx import export_onnx
     from har.models import build_model

@@ -13,6 +13,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = yaml.safe_load((REPO / "params.yaml").read_text())["preprocess"]["classes"]
 CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"  # the live_server fixture's admin token
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def free_port() -> int:
@@ -22,16 +24,20 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """uvicorn.Server on 127.0.0.1:<free port> in a thread: real HTTP, stopped on exit."""
+    """uvicorn.Server on 127.0.0.1:<free port> in a thread, configured like `har serve`: real
+    HTTP, stopped on exit."""
 
     def __init__(self, app) -> None:
         import uvicorn
 
+        from har.serving.server import uvicorn_options
+
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+        # the production server's options: read timeout protocol, keep-alive, connection cap
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on",
+                                **uvicorn_options(app.state.har.serve))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_support import CHANNELS, free_port
+from serving_support import ADMIN, CHANNELS, free_port
 
 NAME = "har-activity"
 WINDOW = [[0.1] * 6] * 128
@@ -70,7 +70,7 @@ def test_api_keeps_serving_when_mlflow_server_goes_down(live_server, mlflow_serv
     assert httpx.get(f"{srv.url}/readyz").json() == {"status": "ready", "version": "1", "source": "ok"}
     os.killpg(proc.pid, signal.SIGKILL)  # the tracking server dies
     proc.wait(10)
-    r = httpx.post(f"{srv.url}/v1/admin/reload", timeout=120).json()
+    r = httpx.post(f"{srv.url}/v1/admin/reload", timeout=120, headers=ADMIN).json()
     assert r["reloaded"] is False and r["version"] == "1" and "not resolvable" in r["error"]
     ready = httpx.get(f"{srv.url}/readyz")
     assert ready.status_code == 200
@@ -87,7 +87,7 @@ def test_credentials_in_tracking_uri_are_redacted(live_server) -> None:
     while (r := httpx.get(f"{srv.url}/readyz")).status_code == 503 and "loading" in r.text:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    texts = [r.text, httpx.post(f"{srv.url}/v1/admin/reload", timeout=120).text,
+    texts = [r.text, httpx.post(f"{srv.url}/v1/admin/reload", timeout=120, headers=ADMIN).text,
              httpx.post(f"{srv.url}/v1/predict", json={"channels": CHANNELS, "windows": [WINDOW]}).text]
     assert r.status_code == 503 and "alice:***@" in r.text
     for text in texts:

@@ -69,3 +69,37 @@ def test_start_time_offsets_segments(live_server, random_onnx: Path) -> None:
     assert b["segments"][0]["start_s"] == 100.0
     assert b["segments"][-1]["end_s"] == pytest.approx(100.0 + a["segments"][-1]["end_s"])
     assert a["segments"][-1]["end_s"] == pytest.approx((4 * 64 + 128) / 50)
+
+
+def test_channel_permutation_is_applied_not_inverted(live_server, random_onnx: Path) -> None:
+    """Channels sent in an order that is not its own inverse (a 3-cycle on acc, a swap on gyro): a
+    server applying the permutation inverted answers differently, unlike with a reversed order."""
+    from har.serving.model import load_model
+    from har.serving.timeline import predict_timeline
+
+    order = [1, 2, 0, 4, 3, 5]  # sent column j holds the model's channel order[j]
+    inverse = [order.index(i) for i in range(6)]
+    assert [order[i] for i in order] != list(range(6))  # not an involution
+    srv = live_server(str(random_onnx), smoothing_windows=1)
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(64 * 20 + 64, 6)) * [0.3, 0.3, 0.3, 1.0, 1.0, 1.0] + [1, 0, 0, 0, 0, 0])
+    x = np.round(x, 6)
+    body = {"rate_hz": 50.0, "channels": [CHANNELS[i] for i in order], "samples": x[:, order].tolist()}
+    r = httpx.post(f"{srv.url}/v1/predict/recording", json=body)
+    assert r.status_code == 200, r.text
+    model = load_model(str(random_onnx))
+
+    def segments(samples: np.ndarray) -> list[tuple[str, float]]:
+        tl = predict_timeline(model, samples.astype(np.float32), 50.0, 1)
+        return [(s.activity, s.confidence) for s in tl.segments]
+
+    got = [(s["activity"], s["confidence"]) for s in r.json()["segments"]]
+    assert _close(got, segments(x)), (got, segments(x))
+    # the test has teeth: applied inverted (sent[:, order]) or as its inverse, the answers differ
+    assert not _close(segments(x[:, order][:, order]), segments(x))
+    assert not _close(segments(x[:, inverse]), segments(x))
+
+
+def _close(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
+    return len(a) == len(b) and all(x[0] == y[0] and abs(x[1] - y[1]) < 1e-5
+                                    for x, y in zip(a, b, strict=True))

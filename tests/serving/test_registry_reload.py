@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import httpx
+import mlflow  # noqa: F401 - a broken install fails the suite, never skips it
 import numpy as np
 import pytest
-
-pytest.importorskip("mlflow")
+from serving_support import ADMIN
 
 NAME = "har-activity"
 
@@ -17,7 +17,6 @@ NAME = "har-activity"
 @pytest.fixture(scope="module")
 def _registry(tmp_path_factory: pytest.TempPathFactory, random_onnx: Path, random_onnx_b: Path):
     """Two versions of har-activity (different weights), each with test metrics on its run."""
-    import mlflow
     import mlflow.onnx
     import onnx
     from mlflow.tracking import MlflowClient
@@ -60,10 +59,10 @@ def test_alias_move_picked_up_by_admin_reload_and_poll(live_server, registry) ->
     assert info["metrics"] == pytest.approx({"test_macro_f1": 0.6, "test_accuracy": 0.7})
     before = _probs(srv.url)
     # Unchanged alias: reload is a no-op.
-    assert httpx.post(f"{srv.url}/v1/admin/reload").json() == {"reloaded": False, "version": "1",
-                                                               "error": None}
+    assert httpx.post(f"{srv.url}/v1/admin/reload", headers=ADMIN).json() == {
+        "reloaded": False, "version": "1", "error": None}
     client.set_registered_model_alias(NAME, "champion", "2")
-    r = httpx.post(f"{srv.url}/v1/admin/reload").json()
+    r = httpx.post(f"{srv.url}/v1/admin/reload", headers=ADMIN).json()
     assert r == {"reloaded": True, "version": "2", "error": None}
     info = httpx.get(f"{srv.url}/v1/model").json()
     assert info["version"] == "2" and info["metrics"]["test_macro_f1"] == pytest.approx(0.7)
@@ -84,7 +83,7 @@ def test_broken_alias_keeps_serving_old_model(live_server, registry) -> None:
     client, _ = registry
     srv = live_server(f"models:/{NAME}@champion", reload_interval_s=600)
     client.delete_registered_model_alias(NAME, "champion")
-    r = httpx.post(f"{srv.url}/v1/admin/reload").json()
+    r = httpx.post(f"{srv.url}/v1/admin/reload", headers=ADMIN).json()
     assert r["reloaded"] is False and r["version"] == "1" and "champion" in r["error"]
     assert httpx.get(f"{srv.url}/readyz").status_code == 200
 

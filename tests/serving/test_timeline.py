@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from har.serving.model import ModelSpec
-from har.serving.timeline import Segment, activity_at, label_agreement, merge_segments, smooth_predictions
+from har.serving.timeline import (
+    Segment,
+    activity_at,
+    label_agreement,
+    merge_segments,
+    sliding_windows,
+    smooth_predictions,
+)
 
 SPEC = ModelSpec(classes=["A", "B", "C"], channels=["x"], rate_hz=50.0, window_len=128, overlap=0.5,
                  window_s=2.56)
@@ -47,3 +54,13 @@ def test_agreement_counts_only_labelled_samples() -> None:
     assert activity_at(segs, t).tolist() == ["A", "A", "B", "B", None]
     labels = np.array(["A", None, "A", "B", "B"], dtype=object)
     assert label_agreement(segs, t, labels) == 0.5  # A✓, A✗, B✓, outside✗
+
+
+def test_window_view_matches_the_training_windows() -> None:
+    """The serving copy of the window view (no pandas import) cuts like preprocessing's."""
+    from har.preprocess import windows as training
+
+    x = np.arange(1000 * 6, dtype=np.float32).reshape(1000, 6)
+    for n, win, step in ((1000, 128, 64), (127, 128, 64), (128, 128, 64), (500, 150, 75), (300, 128, 1)):
+        np.testing.assert_array_equal(sliding_windows(x[:n], win, step),
+                                      training.sliding_windows(x[:n], win, step))
