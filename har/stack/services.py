@@ -22,7 +22,7 @@ from har.errors import HarError
 SECRETS_FILE = "secrets.env"
 CLIENT_ENV_FILE = "client.env"
 # Secrets: taken from the environment when set there, otherwise generated once into the stack dir.
-SECRET_KEYS = ("POSTGRES_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+SECRET_KEYS = ("POSTGRES_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "HAR_ADMIN_TOKEN")
 ANALYTICS_OFF = {"GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
                  "MLFLOW_ENABLE_TELEMETRY": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
@@ -125,7 +125,8 @@ def load_secrets(lay: Layout, create: bool = True) -> dict[str, str]:
     stored = read_env_file(path)
     generated = {"POSTGRES_PASSWORD": secrets.token_urlsafe(18),
                  "AWS_ACCESS_KEY_ID": "HAR" + secrets.token_hex(8).upper(),
-                 "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30)}
+                 "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
+                 "HAR_ADMIN_TOKEN": secrets.token_urlsafe(24)}
     values = {k: os.environ.get(k) or stored.get(k) or generated[k] for k in SECRET_KEYS}
     if create and values != stored:
         lay.root.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,8 @@ def client_env(p: Params, secret: dict[str, str]) -> dict[str, str]:
         "AWS_DEFAULT_REGION": s.s3_region,
         # the lake is the stack's dataset mirror: `har data push` fills it, `har data fetch` reads it
         "HAR_DATA_MIRROR": f"s3://{s.lake_bucket}/raw",
+        # the API's admin routes (POST /v1/admin/reload) take `Authorization: Bearer $HAR_ADMIN_TOKEN`
+        "HAR_ADMIN_TOKEN": secret["HAR_ADMIN_TOKEN"],
     }
 
 
@@ -233,6 +236,7 @@ def build_services(p: Params, secret: dict[str, str], params_path: Path) -> list
         argv=[console_script("har"), "serve", "--params", str(params_path.resolve()), "--host", host,
               "--port", str(p.serve.port)],
         port=p.serve.port, health_url=f"http://{host}:{p.serve.port}/healthz",
-        url=f"http://{host}:{p.serve.port}", env={"MLFLOW_TRACKING_URI": client["MLFLOW_TRACKING_URI"]},
+        url=f"http://{host}:{p.serve.port}",
+        env={k: client[k] for k in ("MLFLOW_TRACKING_URI", "HAR_ADMIN_TOKEN")},
         cwd=params_path.resolve().parent)
     return [postgres, s3, mlflow, prefect, worker, api]
