@@ -176,6 +176,11 @@ class ExportParams(Section):
     opset: int = Field(18, ge=13)
     parity_atol: float = Field(1e-4, gt=0)
     latency_runs: int = Field(200, ge=10)
+    # int8: static quantisation calibrated on training-subject windows (har.export.quantize); the
+    # served and registered model is then the int8 one, and its macro-F1 loss is gated at register
+    quantize: Literal["none", "int8"] = "none"
+    calibration_windows: int = Field(512, ge=16, description="training windows that calibrate int8 ranges")
+    ort: bool = Field(False, description="also write the ORT format (mobile/embedded) beside the ONNX")
 
 
 PromotionPolicy = Literal["gate", "initial", "dry-run"]
@@ -187,6 +192,8 @@ class RegistryParams(Section):
     margin: float = Field(0.0, ge=0, description="challenger must beat champion macro-F1 by this")
     min_macro_f1: float = Field(0.6, ge=0, le=1)
     max_parity_diff: float = Field(1e-4, gt=0)
+    # an int8 export may lose at most this much test macro-F1 against its own fp32 model
+    max_quant_macro_f1_drop: float = Field(0.005, ge=0, le=1)
     latency_budget_ms: float = Field(5.0, gt=0, description="batch-1 p50 ONNX Runtime latency")
     # what `har register` (the dvc register stage) does after registering: `initial` promotes only an
     # empty registry's first version, so experiments never move the champion; the scheduled

@@ -157,6 +157,21 @@ def version_metrics(client: Any, mv: Any) -> dict[str, float]:
     return dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
 
 
+def quantization_failures(export_report: dict[str, Any], gates: RegistryParams) -> list[str]:
+    """Why an export may not be registered at all: an int8 model that lost more test macro-F1
+    against its own fp32 model than registry.max_quant_macro_f1_drop (empty = fine)."""
+    if export_report.get("quantize", "none") == "none":
+        return []
+    mode, drop = export_report["quantize"], export_report.get("quant_macro_f1_drop")
+    if drop is None:
+        return [f"{mode} export without a measured macro-F1 loss: run `har export` again"]
+    if drop > gates.max_quant_macro_f1_drop:
+        before, after = export_report.get("fp32_macro_f1", 0), export_report.get("int8_macro_f1", 0)
+        return [f"{mode} model loses {drop:.4f} test macro-F1 against its fp32 model ({before:.4f} → "
+                f"{after:.4f}), more than registry.max_quant_macro_f1_drop {gates.max_quant_macro_f1_drop}"]
+    return []
+
+
 def gate_failures(metrics: dict[str, float], gates: RegistryParams) -> list[str]:
     """Every absolute gate the metrics fail, as readable reasons (empty = all passed)."""
     failures = []

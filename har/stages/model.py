@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.progress import Progress
 
 from har import tracking
@@ -22,6 +23,7 @@ from har.contracts import (
     SPLITS_FILE,
     TRAINED_DIR,
     WINDOWS_FILE,
+    WindowSpec,
 )
 from har.data.ingest import read_recordings
 from har.data.own import channels_present
@@ -34,7 +36,9 @@ from har.evaluation.metrics import (
     write_history,
     write_predictions,
 )
-from har.export.onnx import export_onnx, latency_ms, parity, session
+from har.export.cost import model_cost
+from har.export.onnx import export_onnx, latency_ms, parity, read_metadata, session
+from har.export.quantize import check_calibration, quantize_int8, to_ort
 from har.io import atomic_path, content_digest, sha256_file, write_json
 from har.logging import get_logger
 from har.preprocess.windows import Windows, make_windows
@@ -176,15 +180,17 @@ def evaluate_cv(p: Params, *, models: list[str] | None = None, show_progress: bo
 
 
 def export(p: Params) -> dict[str, Any]:
-    """ONNX with normalisation inside; parity vs the trained model and latency, logged to MLflow."""
+    """ONNX with normalisation inside; parity vs the trained model, latency and cost, logged to
+    MLflow; with export.quantize int8 the served model is the int8 one (its macro-F1 loss against
+    the fp32 model is measured here and gated at register); with export.ort also the ORT format."""
     ex, pp = p.export, p.preprocess
     model = TrainedModel.load(model_dir(p))
     data = load_split_data(pp.out_dir, pp.classes)
-    X, _ = data.part("test")
+    X, y = data.part("test")
     if len(X) == 0:
-        X, _ = data.part("val")
+        X, y = data.part("val")
     info = run_info(p)
-    # Everything happens on the temp file and it replaces ex.path only once MLflow holds the model:
+    # Everything happens on temp files and ex.path is replaced only once MLflow holds the model:
     # a failed parity check or artifact upload (S3 down) leaves the previous model.onnx and its
     # export report consistent, and nothing new for `har register` to pick up.
     with atomic_path(ex.path, ".onnx") as tmp:
@@ -193,21 +199,55 @@ def export(p: Params) -> dict[str, Any]:
         if diff > ex.parity_atol:
             raise HarError(f"export: ONNX and {model.meta.model} disagree by {diff:.2e} "
                            f"(> export.parity_atol {ex.parity_atol:.0e}); {ex.path} left unchanged")
+        extra: dict[str, Any] = {"quantize": ex.quantize}
+        if ex.quantize == "int8":
+            extra |= _quantize_int8(p, data, tmp, X, y)
+        extra |= model_cost(model, tmp)  # the size on disk of the file that is served
         lat = latency_ms(tmp, X[0], runs=ex.latency_runs)
         # the ONNX bytes' digest identifies the model for idempotent registration (har.registry.gate)
         digest = sha256_file(tmp)
         with tracking.open_run(p, info["run_id"]):
             example = X[:2]
             probs = session(tmp).run([ONNX_OUTPUT], {ONNX_INPUT: example})[0]
-            tracking.log_metrics({"parity_max_abs_diff": diff, **lat})
-            tracking.set_tags({DIGEST_TAG: digest})
+            tracking.log_metrics({"parity_max_abs_diff": diff, **lat,
+                                  **{k: float(v) for k, v in extra.items() if isinstance(v, int | float)}})
+            tracking.set_tags({DIGEST_TAG: digest, "export.quantize": ex.quantize})
             try:
                 model_uri = tracking.log_onnx_model(tmp, example, probs)
             except HarError as err:
                 raise HarError(f"export: {err}; {ex.path} and {ex.report_path} left unchanged") from None
+    if ex.ort:
+        extra["ort_path"] = str(to_ort(ex.path, ex.path.with_suffix(".ort")))
     result = {"onnx_path": str(ex.path), "parity_max_abs_diff": diff, **lat, "model_uri": model_uri,
-              "run_id": info["run_id"], "model": model.meta.model, DIGEST_TAG: digest}
+              "run_id": info["run_id"], "model": model.meta.model, DIGEST_TAG: digest, **extra}
     write_json(ex.report_path, result)
-    summary = f"exported {ex.path}: parity {diff:.2e}, batch-1 p50 {lat['latency_p50_ms']:.3f} ms"
+    summary = (f"exported {ex.path}{' (int8)' if ex.quantize == 'int8' else ''}: parity {diff:.2e}, "
+               f"batch-1 p50 {lat['latency_p50_ms']:.3f} ms, {extra['macs']:,} multiply-adds per window")
     log.info("%s", summary)
     return {**result, "summary": summary}
+
+
+def _quantize_int8(p: Params, data: SplitData, fp32: Path, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Replace the fp32 file with its int8 quantisation (calibrated on a seeded sample of training
+    windows); return the quality it kept: test macro-F1 of both and the drop."""
+    ex, pp = p.export, p.preprocess
+    X_train, _ = data.part("train")
+    rng = np.random.default_rng(p.split.seed)
+    calib = X_train[rng.permutation(len(X_train))[:ex.calibration_windows]]
+    spec = WindowSpec.from_metadata(read_metadata(fp32))
+    check_calibration(spec, calib, data.windows.channels, str(pp.out_dir / WINDOWS_FILE))
+
+    def macro_f1(path: Path) -> float:
+        probs = session(path, threads=2).run([ONNX_OUTPUT], {ONNX_INPUT: X})[0]
+        return float(classification_metrics(y, probs.argmax(1), pp.classes)["macro_f1"])
+
+    fp32_f1 = macro_f1(fp32)
+    int8 = fp32.with_name(fp32.stem + ".int8.onnx")
+    try:
+        quantize_int8(fp32, int8, calib)
+        int8_f1 = macro_f1(int8)
+        int8.replace(fp32)
+    finally:
+        int8.unlink(missing_ok=True)
+    log.info("int8: test macro-F1 %.4f (fp32 %.4f)", int8_f1, fp32_f1)
+    return {"fp32_macro_f1": fp32_f1, "int8_macro_f1": int8_f1, "quant_macro_f1_drop": fp32_f1 - int8_f1}

@@ -39,6 +39,9 @@ def register(p: Params) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{path}: missing; run `har export` first")
     exp = json.loads(path.read_text())
+    refused = gate.quantization_failures(exp, p.registry)
+    if refused:
+        raise gate.RegistryError(f"{path}: not registered: {'; '.join(refused)}")
     tracking.setup_mlflow(p)
     client = tracking.client(p)
     tracking.check_model_artifacts(exp["model_uri"], tracking.tracking_uri(p))
