@@ -94,3 +94,11 @@ def test_validate_stage_on_own_data_takes_subjects_from_the_data(tmp_path: Path,
     p = load_params(_project(tmp_path, gx_dir, subjects=[3, 8]))
     with pytest.raises(ValidationFailed, match=r"column 'subject': missing \[8\]"):
         validate(p)
+
+
+def test_unknown_labels_are_all_listed(gx_dir: Path) -> None:
+    df = _acc_only()
+    df.loc[df.index[:150], "label"] = "run"
+    df.loc[df.index[150:160], "label"] = "cycle"
+    report = validate_recordings(df, project_dir=gx_dir, classes=CLASSES, sampling_rate_hz=50.0)
+    assert "on column 'label': examples ['cycle', 'run']" in report.summary()
