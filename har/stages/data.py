@@ -53,8 +53,8 @@ def push(p: Params, to: str, own: list[Path] | None = None, *,
 
 
 def own_format(p: Params) -> dict[str, Any]:
-    """How own recordings are written (data.*) and the rate they are resampled onto, as the
-    keyword arguments of har.data.own.import_recordings / read_own."""
+    """How own recordings are written (data.*), as keyword arguments of
+    har.data.own.import_recordings and read_own."""
     d = p.data
     return {"subject": d.default_subject, "acc_unit": d.acc_unit, "gyro_unit": d.gyro_unit,
             "time_unit": d.time_unit, "plausibility": d.plausibility}
