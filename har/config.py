@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from har.contracts import OWN_SOURCE
 from har.errors import ConfigError
 from har.models._registry import get_model, model_names
 
@@ -26,13 +27,49 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# Datasets are found like models, without importing their package (har.data pulls in pandas and
+# requests): each registered dataset has its sha256 manifest there; `own` is the user's folder.
+MANIFESTS_DIR = Path(__file__).parent / "data" / "manifests"
+AccUnit = Literal["g", "m/s2", "mg"]
+GyroUnit = Literal["rad/s", "deg/s"]
+TimeUnit = Literal["s", "ms", "us", "ns"]
+
+
+def dataset_names() -> list[str]:
+    """The values data.source takes: every registered dataset, and ``own``."""
+    return sorted(p.name.removesuffix(".sha256") for p in MANIFESTS_DIR.glob("*.sha256")) + [OWN_SOURCE]
+
+
 class DataParams(Section):
-    dataset: str = "hapt"
+    source: str = "hapt"  # a registered dataset, or `own`: the recordings in own_dir
     raw_dir: Path = Path("data/raw")
     interim_path: Path = Path("data/interim/recordings.parquet")
     subjects: list[int] | None = None
     download_retries: int = Field(5, ge=0)
     download_timeout_s: float = Field(60, gt=0)
+    # own recordings (source: own, `har data import`, `har predict` on CSV/parquet): how they are written
+    own_dir: Path = Path("data/own")
+    acc_unit: AccUnit = "g"
+    gyro_unit: GyroUnit = "rad/s"
+    time_unit: TimeUnit = Field("s", description="unit of numeric timestamps (ISO datetimes need none)")
+    default_subject: int = Field(0, ge=0, description="subject id of files without a subject column")
+    plausibility: Literal["error", "warn"] = Field(
+        "error", description="a gravity far from 1 g or an implausible sampling rate: error or warning")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "dataset" in raw:  # params.yaml files older than data.source
+            raise ValueError(f"data.dataset is now data.source (a dataset, or {OWN_SOURCE!r})")
+        return raw
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        known = dataset_names()
+        if v not in known:
+            raise ValueError(f"unknown source {v!r}; expected one of {', '.join(known)}")
+        return v
 
 
 class ValidateParams(Section):

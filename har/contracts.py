@@ -22,6 +22,12 @@ GRAVITY_ACC = ("grav_acc_x", "grav_acc_y", "grav_acc_z")
 UNITS = {"t": "s", "acc": "g", "gyro": "rad/s"}
 
 # ---------------------------------------------------------------------------------------------
+# data.source: a registered dataset (har/data/registry.py) or your own recordings, whose verified
+# snapshot fetch keeps in data.raw_dir/own (docs/own_recordings.md).
+OWN_SOURCE = "own"
+OWN_SUFFIXES = (".csv", ".parquet")  # the files of data.own_dir that are recordings
+
+# ---------------------------------------------------------------------------------------------
 # The canonical recordings table (data/interim/*.parquet): one row per sample.
 RECORDING_COLUMNS = ("subject", "session", "sample", "t", *SENSOR_CHANNELS, "label")
 # parquet schema metadata keys

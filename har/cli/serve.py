@@ -75,20 +75,28 @@ def predict(
         help="Folder for the PNG per session (default: <out stem>_plots beside --out).")] = None,
     model_uri: Annotated[str | None, typer.Option(help="serve.model_uri")] = None,
     smoothing_windows: Annotated[int | None, typer.Option(help="serve.smoothing_windows")] = None,
-    subject: Annotated[int, typer.Option(help="Subject id for own files without a subject column.")] = 0,
-    acc_unit: Annotated[str, typer.Option(help="own files: g or m/s2")] = "g",
-    gyro_unit: Annotated[str, typer.Option(help="own files: rad/s or deg/s")] = "rad/s",
+    subject: Annotated[int | None, typer.Option(
+        help="data.default_subject: subject id for own files without a subject column")] = None,
+    acc_unit: Annotated[str | None, typer.Option(help="data.acc_unit of own files: g, m/s2 or mg")] = None,
+    gyro_unit: Annotated[str | None, typer.Option(help="data.gyro_unit of own files: rad/s or deg/s")] = None,
+    time_unit: Annotated[str | None, typer.Option(
+        help="data.time_unit of own files' numeric timestamps: s, ms, us or ns")] = None,
     threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads")] = 2,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Predict activity timelines for recordings on disk, with a plot per session."""
-    p = _params(params, {"serve.model_uri": model_uri, "serve.smoothing_windows": smoothing_windows})
+    """Predict activity timelines for recordings on disk, with a plot per session. Own files are
+    read as data.* says; a unit that does not fit the data is an error naming the likely one."""
+    p = _params(params, {"serve.model_uri": model_uri, "serve.smoothing_windows": smoothing_windows,
+                         "data.default_subject": subject, "data.acc_unit": acc_unit,
+                         "data.gyro_unit": gyro_unit, "data.time_unit": time_unit})
     from har.serving.model import load_model
     from har.serving.predict import predict_files
 
+    d = p.data
     model = _run(load_model, p.serve.model_uri, _tracking_uri(p), threads)
     res = _run(predict_files, files, model, out, smoothing_windows=p.serve.smoothing_windows,
-               plots_dir=plots_dir, subject=subject, acc_unit=acc_unit, gyro_unit=gyro_unit)
+               plots_dir=plots_dir, subject=d.default_subject, acc_unit=d.acc_unit,
+               gyro_unit=d.gyro_unit, time_unit=d.time_unit, plausibility=d.plausibility)
     n_sessions = res.timeline.groupby(["file", "subject", "session"]).ngroups
     typer.echo(f"wrote {out}: {len(res.timeline)} segments in {n_sessions} sessions; "
                f"{len(res.plots)} plots in {res.plots[0].parent if res.plots else '-'}")

@@ -1,9 +1,9 @@
 """Get a verified copy of a dataset: existing raw copy → mirror (a folder, or the s3:// lake in
-har/data/lake.py) → official download.
+har/data/lake.py) → official download; or, for your own recordings, a snapshot of data.own_dir.
 
-Every file is checked against the committed sha256 manifest. A copy is assembled in a temporary
-folder beside the target and renamed into place only once verified, so a bad copy is never used
-and a good one is never overwritten.
+Every file is checked against the committed sha256 manifest (own recordings: against the hashes
+of the files it copies). A copy is assembled in a temporary folder beside the target and renamed
+into place only once verified, so a bad copy is never used and a good one is never overwritten.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from har.data.own import check_columns, own_files
 from har.data.registry import DatasetSpec, get_dataset
 from har.errors import DataError
 from har.io import sha256_file
@@ -145,6 +146,9 @@ def fetch_dataset(name: str, raw_dir: Path, mirror: Path | str | None, url: str 
     """A verified copy in raw_dir/<folder>. mirror: a folder holding <folder>/, or an
     ``s3://bucket/prefix`` lake holding <folder>/ objects (see har/data/lake.py)."""
     spec = spec or get_dataset(name)
+    if spec.url is None:
+        raise DataError(f"dataset {spec.name!r} has no download: its files are yours "
+                        "(har.data.fetch.fetch_own snapshots data.own_dir)")
     manifest = read_manifest(spec.manifest)
     target = raw_dir / spec.folder
     if target.exists():
@@ -171,3 +175,31 @@ def fetch_dataset(name: str, raw_dir: Path, mirror: Path | str | None, url: str 
         out = _install(root, target, manifest)
     archive.unlink(missing_ok=True)
     return out
+
+
+def fetch_own(own_dir: Path, target: Path) -> Path:
+    """A verified snapshot of the recordings in ``own_dir`` (data.own_dir) at ``target``.
+
+    Only .csv/.parquet files are taken (sub-folders too), each checked for the own-recordings
+    columns first; the copies are checked against the sha256 of the originals. An unchanged
+    snapshot is kept as it is, a changed folder replaces it whole (DVC keeps the old one).
+    """
+    files = own_files(own_dir)
+    for f in files:
+        check_columns(f)
+    manifest = {f.relative_to(own_dir).as_posix(): sha256_file(f) for f in files}
+    if target.is_dir():
+        present = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
+        try:
+            if present == set(manifest):
+                verify(target, manifest)
+                log.info("snapshot %s matches %s", target, own_dir)
+                return target
+        except DataError:
+            pass  # a changed recording: snapshot again
+    log.info("snapshotting %d recordings of %s into %s", len(manifest), own_dir, target)
+
+    def copy(rel: str, dest: Path) -> None:
+        shutil.copyfile(own_dir / rel, dest)
+
+    return install_verified(target, manifest, copy)

@@ -1,33 +1,44 @@
-"""Known datasets: where they come from and the manifest their files are checked against."""
+"""Known datasets: where they come from, the manifest their files are checked against and the
+reader that turns them into the canonical recordings table. ``own`` is your own recordings: no
+download and no committed manifest; fetch snapshots data.own_dir (har.data.fetch.fetch_own)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from har.contracts import OWN_SOURCE
 from har.data.ingest import read_hapt
+from har.data.own import read_own
 from har.errors import DataError
 
 MANIFESTS = Path(__file__).parent / "manifests"
 
 
-Reader = Callable[..., pd.DataFrame]  # (raw folder, subjects=None | [ids]) → canonical recordings
+# (raw folder, subjects=None | [ids], **the reader's options) → canonical recordings
+Reader = Callable[..., pd.DataFrame]
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     """A dataset: where it comes from, how it is checked and how its raw files become the
     canonical recordings table (``reader``). A new dataset is one entry here, its reader and its
-    sha256 manifest in har/data/manifests/."""
+    sha256 manifest in har/data/manifests/ (whose file name is how har.config knows the name).
+
+    ``url`` None: the files are the user's (``own``), snapshotted from data.own_dir by fetch.
+    ``sampling_rate_hz`` None: any rate, which the reader resamples onto its ``rate_hz`` option.
+    ``subjects``: the subjects the dataset defines (validate expects them all), () when the data
+    decides."""
 
     name: str
-    uci_id: int
-    url: str
+    uci_id: int | None
+    url: str | None
     folder: str
-    sampling_rate_hz: float
+    sampling_rate_hz: float | None
     reader: Reader
     subjects: tuple[int, ...] = ()
 
@@ -35,8 +46,8 @@ class DatasetSpec:
     def manifest(self) -> Path:
         return MANIFESTS / f"{self.name}.sha256"
 
-    def read(self, root: Path, subjects: list[int] | None = None) -> pd.DataFrame:
-        return self.reader(root, subjects=subjects)
+    def read(self, root: Path, subjects: list[int] | None = None, **options: Any) -> pd.DataFrame:
+        return self.reader(root, subjects=subjects, **options)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -49,6 +60,14 @@ DATASETS: dict[str, DatasetSpec] = {
         sampling_rate_hz=50.0,
         reader=read_hapt,
         subjects=tuple(range(1, 31)),
+    ),
+    OWN_SOURCE: DatasetSpec(
+        name=OWN_SOURCE,
+        uci_id=None,
+        url=None,
+        folder=OWN_SOURCE,
+        sampling_rate_hz=None,
+        reader=read_own,
     ),
 }
 

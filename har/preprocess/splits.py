@@ -9,13 +9,17 @@ from har.errors import DataError
 
 def official_split(subjects: list[int] | np.ndarray, test_subjects: list[int], n_val: int,
                    seed: int) -> dict[str, list[int]]:
-    """Fixed test subjects; ``n_val`` validation subjects drawn (seeded) from the rest."""
+    """Fixed test subjects (those of ``test_subjects`` the data has, at least one); ``n_val``
+    validation subjects drawn (seeded) from the rest."""
     present = sorted(set(int(s) for s in subjects))
     test = [s for s in present if s in set(test_subjects)]
+    if not test:
+        raise DataError(f"split.test_subjects {list(test_subjects)}: none of them is in the data "
+                        f"(subjects with windows: {present}); list some of those")
     pool = [s for s in present if s not in set(test_subjects)]
     if len(pool) <= n_val:
         raise DataError(f"split: {len(pool)} training subjects cannot give {n_val} validation "
-                        "subjects and keep some for training")
+                        "subjects (split.n_val_subjects) and keep some for training")
     rng = np.random.default_rng(seed)
     val = sorted(int(s) for s in rng.choice(pool, size=n_val, replace=False))
     train = [s for s in pool if s not in val]

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from har.errors import DataError
 from har.io import atomic_path
 from har.serving.model import LoadedModel
 from har.serving.timeline import Timeline, label_agreement, predict_timeline
+
+if TYPE_CHECKING:
+    from har.data.units import Plausibility
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,10 @@ def _is_canonical(path: Path) -> bool:
 
 
 def read_sessions(path: Path, channels: list[str], rate_hz: float, subject: int = 0,
-                  acc_unit: str = "g", gyro_unit: str = "rad/s") -> Iterator[Session]:
-    """Sessions of ``path`` with ``channels`` in that order; DataError if a channel has no data."""
+                  acc_unit: str = "g", gyro_unit: str = "rad/s", time_unit: str = "s",
+                  plausibility: Plausibility = "error") -> Iterator[Session]:
+    """Sessions of ``path`` with ``channels`` in that order; DataError if a channel has no data
+    or (own-schema files) the units are implausible (har.data.units)."""
     from har.data.ingest import read_recordings
     from har.data.own import import_recordings
 
@@ -68,7 +74,8 @@ def read_sessions(path: Path, channels: list[str], rate_hz: float, subject: int 
         rate = float(meta["sampling_rate_hz"])
     else:
         df = import_recordings([path], target_rate_hz=rate_hz, subject=subject, acc_unit=acc_unit,
-                               gyro_unit=gyro_unit)
+                               gyro_unit=gyro_unit, time_unit=time_unit,
+                               plausibility=plausibility)
         rate = rate_hz
     missing = [c for c in channels if c not in df.columns or df[c].isna().all()]
     if missing:
@@ -135,7 +142,8 @@ def write_table(df: pd.DataFrame, out: Path) -> Path:
 
 def predict_files(paths: list[Path], model: LoadedModel, out: Path, smoothing_windows: int = 3,
                   plots_dir: Path | None = None, subject: int = 0, acc_unit: str = "g",
-                  gyro_unit: str = "rad/s", progress: bool = True) -> PredictResult:
+                  gyro_unit: str = "rad/s", progress: bool = True, time_unit: str = "s",
+                  plausibility: Plausibility = "error") -> PredictResult:
     """Timelines for every session of every file → ``out`` (one row per segment) and PNGs.
 
     PNGs go to ``plots_dir`` (default: ``<out stem>_plots`` beside ``out``) as
@@ -153,7 +161,8 @@ def predict_files(paths: list[Path], model: LoadedModel, out: Path, smoothing_wi
     with Progress(disable=not progress or len(paths) < 2, transient=True) as bar:
         task = bar.add_task("predicting", total=len(paths))
         for path in map(Path, paths):
-            for s in read_sessions(path, spec.channels, spec.rate_hz, subject, acc_unit, gyro_unit):
+            for s in read_sessions(path, spec.channels, spec.rate_hz, subject, acc_unit, gyro_unit,
+                                   time_unit, plausibility):
                 tl = predict_timeline(model, s.values, s.rate_hz, smoothing_windows,
                                       start_time_s=float(s.t[0]))
                 if not tl.segments:

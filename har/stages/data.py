@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from har.config import Params, data_mirror
-from har.contracts import SPLITS_FILE, WINDOWS_FILE
-from har.data.fetch import fetch_dataset
+from har.contracts import OWN_SOURCE, SPLITS_FILE, WINDOWS_FILE
+from har.data.fetch import fetch_dataset, fetch_own
 from har.data.ingest import read_recordings, write_recordings
 from har.data.lake import PushReport
 from har.data.lake import push as push_to_lake
 from har.data.own import import_recordings
 from har.data.registry import get_dataset
-from har.errors import ValidationFailed
+from har.errors import DataError, ValidationFailed
 from har.logging import get_logger
 from har.monitoring.reference import reference_from_processed, write_reference
 from har.preprocess.pipeline import preprocess as run_preprocess
@@ -30,33 +30,60 @@ log = get_logger(__name__)
 
 
 def fetch(p: Params, mirror: str | None = None) -> dict[str, Any]:
-    """Verified copy of data.dataset; ``mirror`` (a folder or s3:// URL) overrides HAR_DATA_MIRROR."""
-    path = fetch_dataset(p.data.dataset, p.data.raw_dir, data_mirror(mirror),
-                         retries=p.data.download_retries, timeout_s=p.data.download_timeout_s)
+    """Verified copy of data.source in data.raw_dir: a dataset (``mirror``, a folder or s3:// URL,
+    overrides HAR_DATA_MIRROR) or, for ``own``, a snapshot of data.own_dir."""
+    d = p.data
+    spec = get_dataset(d.source)
+    if spec.url is None:  # the user's files: their folder is the only source
+        path = fetch_own(d.own_dir, d.raw_dir / spec.folder)
+        return {"path": str(path), "summary": f"verified snapshot of {d.own_dir} at {path}"}
+    path = fetch_dataset(d.source, d.raw_dir, data_mirror(mirror),
+                         retries=d.download_retries, timeout_s=d.download_timeout_s)
     return {"path": str(path), "summary": f"verified dataset at {path}"}
 
 
 def push(p: Params, to: str, own: list[Path] | None = None, *,
          create_bucket: bool = False) -> PushReport:
-    """Upload the verified raw copy of data.dataset (and own recordings) to the s3:// lake."""
-    return push_to_lake(to, get_dataset(p.data.dataset), p.data.raw_dir, own,
-                        create_bucket=create_bucket)
+    """Upload the verified raw copy of data.source (and own recordings) to the s3:// lake."""
+    spec = get_dataset(p.data.source)
+    if spec.url is None:
+        raise DataError(f"data.source {spec.name!r}: the lake holds datasets; push a dataset (e.g. "
+                        "`har data push hapt`) with your recordings as --own parquet (`har data import`)")
+    return push_to_lake(to, spec, p.data.raw_dir, own, create_bucket=create_bucket)
+
+
+def own_format(p: Params) -> dict[str, Any]:
+    """How own recordings are written (data.*), as keyword arguments of
+    har.data.own.import_recordings and read_own."""
+    d = p.data
+    return {"subject": d.default_subject, "acc_unit": d.acc_unit, "gyro_unit": d.gyro_unit,
+            "time_unit": d.time_unit, "plausibility": d.plausibility}
 
 
 def ingest(p: Params) -> dict[str, Any]:
-    spec = get_dataset(p.data.dataset)
-    df = spec.read(p.data.raw_dir / spec.folder, subjects=p.data.subjects)
-    write_recordings(df, p.data.interim_path, sampling_rate_hz=spec.sampling_rate_hz, source=spec.name)
-    summary = f"ingested {len(df)} samples from {df['session'].nunique()} sessions into {p.data.interim_path}"
+    """data.raw_dir/<source> → the canonical recordings (data.interim_path) by the dataset's reader;
+    own recordings come at any rate and are resampled once, onto preprocess.target_rate_hz."""
+    d = p.data
+    spec = get_dataset(d.source)
+    root = d.raw_dir / spec.folder
+    if spec.sampling_rate_hz is None:
+        rate = p.preprocess.target_rate_hz
+        df = spec.read(root, d.subjects, rate_hz=rate, **own_format(p))
+    else:
+        rate = spec.sampling_rate_hz
+        df = spec.read(root, d.subjects)
+    write_recordings(df, d.interim_path, sampling_rate_hz=rate, source=spec.name)
+    summary = (f"ingested {len(df)} samples from {df['session'].nunique()} sessions of "
+               f"{df['subject'].nunique()} subjects into {d.interim_path}")
     log.info("%s", summary)
-    return {"path": str(p.data.interim_path), "n_samples": len(df), "summary": summary}
+    return {"path": str(d.interim_path), "n_samples": len(df), "summary": summary}
 
 
-def import_own(p: Params, paths: list[Path], out: Path, *, subject: int, acc_unit: str,
-               gyro_unit: str) -> Path:
-    df = import_recordings(paths, target_rate_hz=p.preprocess.target_rate_hz, subject=subject,
-                           acc_unit=acc_unit, gyro_unit=gyro_unit)
-    write_recordings(df, out, sampling_rate_hz=p.preprocess.target_rate_hz, source="own")
+def import_own(p: Params, paths: list[Path], out: Path) -> Path:
+    """`har data import`: files in the own-recordings schema (read as data.* says) → ``out``."""
+    rate = p.preprocess.target_rate_hz
+    df = import_recordings(paths, target_rate_hz=rate, **own_format(p))
+    write_recordings(df, out, sampling_rate_hz=rate, source=OWN_SOURCE)
     return out
 
 
@@ -80,8 +107,8 @@ def validate(p: Params) -> dict[str, Any]:
         sampling_rate_hz=float(meta["sampling_rate_hz"]),
         acc_abs_max_g=v.acc_abs_max_g, gyro_abs_max_rad_s=v.gyro_abs_max_rad_s,
         rate_tolerance=v.rate_tolerance, docs_dir=v.docs_dir,
-        # every subject of the dataset (or of the configured subset) must be present
-        subjects=p.data.subjects or list(get_dataset(p.data.dataset).subjects) or None,
+        # the configured subset, else every subject the dataset defines; own data: what is there
+        subjects=p.data.subjects or list(get_dataset(p.data.source).subjects) or None,
     )
     return _report(report, v.report_path, "")
 

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from har.contracts import SENSOR_CHANNELS
 from har.errors import ValidationFailed
 from har.io import atomic_path
-from har.validation.suites import gx, recordings_suite, windows_suite
+from har.validation.suites import expected_channels, gx, recordings_suite, windows_suite
 
 
 @dataclass
@@ -157,13 +158,23 @@ def _with_derived(df: pd.DataFrame) -> pd.DataFrame:
 def validate_recordings(df: pd.DataFrame, *, project_dir: Path, classes: list[str],
                         sampling_rate_hz: float, acc_abs_max_g: float = 16.0,
                         gyro_abs_max_rad_s: float = 35.0, rate_tolerance: float = 0.01,
-                        subjects: list[int] | None = None,
-                        docs_dir: Path | None = None) -> ValidationReport:
+                        subjects: list[int] | None = None, docs_dir: Path | None = None,
+                        channels: list[str] | None = None) -> ValidationReport:
+    """The recordings suite on ``df``; ``channels`` (default: from the data, see
+    ``suites.expected_channels``) are the sensor columns that must be complete."""
     ctx = _context(project_dir)
+    if channels is None:
+        channels = expected_channels([c for c in SENSOR_CHANNELS
+                                      if c in df.columns and df[c].notna().any()])
     suite = recordings_suite(classes, acc_abs_max_g, gyro_abs_max_rad_s, subjects,
-                             sampling_rate_hz=sampling_rate_hz, rate_tolerance=rate_tolerance)
+                             sampling_rate_hz=sampling_rate_hz, rate_tolerance=rate_tolerance,
+                             channels=channels)
     n = len(suite.expectations)
     failures = _run_suite(ctx, suite, _with_derived(df))
+    for f in failures:
+        if f.column == "label" and f.expectation == "expect_column_values_to_be_in_set":
+            # GX shows the first bad rows (all one label); what to add to classes is every one
+            f.examples = sorted(set(df["label"].dropna()) - set(classes))
     _publish_docs(ctx, docs_dir)
     return ValidationReport(success=not failures, evaluated=n, failures=failures)
 
