@@ -41,6 +41,9 @@ class DatasetSpec:
     sampling_rate_hz: float | None
     reader: Reader
     subjects: tuple[int, ...] = ()
+    # what a model card repeats about the data (har.registry.card)
+    licence: str = "Your own recordings: their licence is yours to state."
+    citation: str = "—"
 
     @property
     def manifest(self) -> Path:
@@ -60,6 +63,11 @@ DATASETS: dict[str, DatasetSpec] = {
         sampling_rate_hz=50.0,
         reader=read_hapt,
         subjects=tuple(range(1, 31)),
+        licence="The dataset's README allows use for research and forbids commercial use; any "
+                "publication using it must cite the paper below (UCI Machine Learning Repository, "
+                "dataset 341).",
+        citation="Reyes-Ortiz, Oneto, Samà, Parra, Anguita: Transition-Aware Human Activity "
+                 "Recognition Using Smartphones. Neurocomputing 171, 2016.",
     ),
     OWN_SOURCE: DatasetSpec(
         name=OWN_SOURCE,

@@ -55,9 +55,11 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
         prepared = Path(d) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         quantized = Path(d) / "int8.onnx"
+        # the probabilities stay float: a uint8 softmax output would step by 1/255 and no longer sum to 1
+        softmax = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Softmax"]
         quantize_static(str(prepared), str(quantized), _Windows(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=softmax)
         proto = onnx.load(str(quantized))
     del proto.metadata_props[:]
     for key, value in {**meta, "har.quantization": "int8-static-qdq"}.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+CARD_ARTIFACT = "model_card.md"
 # Where the models are weak on HAPT, measured (docs/results.md): a card repeats it where people look.
 KNOWN_LIMITS = (
     "Trained on a smartphone worn at the waist (HAPT: Samsung Galaxy S II, belt-mounted); other "

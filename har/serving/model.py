@@ -83,6 +83,7 @@ class LoadedModel:
     version: str | None = None
     run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    card: str | None = None  # the registered version's model card (its description in the registry)
     fingerprint: str = ""  # what ModelHolder compares to decide whether a reload is needed
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
@@ -239,6 +240,7 @@ def load_model(uri: str, tracking_uri: str | None = None, intra_op_threads: int 
         shutil.rmtree(tmp, ignore_errors=True)
     loaded.name, loaded.version, loaded.run_id = target.name, str(mv.version), mv.run_id
     loaded.metrics = _run_metrics(_client(tracking_uri), mv.run_id)
+    loaded.card = mv.description or None
     loaded.fingerprint = f"registry:{target.name}:{mv.version}"
     return loaded
 

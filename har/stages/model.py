@@ -82,7 +82,12 @@ def train(p: Params, *, resume: bool = False, show_progress: bool = True) -> dic
     digest = content_digest([pp.out_dir / WINDOWS_FILE, pp.out_dir / SPLITS_FILE])
     checkpoints = tp.out_dir / CHECKPOINTS_DIR
     tags = {"data_digest": digest, "stage": "train", "model": tp.model,
-            "test_subjects": json.dumps(data.splits["test"])}
+            "test_subjects": json.dumps(data.splits["test"]),
+            # what the model card of a registered version says about its data (har.registry.card)
+            "train_subjects": json.dumps(data.splits["train"]),
+            "val_subjects": json.dumps(data.splits["val"]),
+            "channels": json.dumps(meta.channels), "classes": json.dumps(meta.classes),
+            "rate_hz": str(meta.rate_hz), "window_s": str(meta.window_s), "overlap": str(meta.overlap)}
     params = {"train": tp.sections_for(tp.model), "preprocess": pp.model_dump(mode="json"),
               "split": p.split.model_dump(mode="json")}
     exp_id = tracking.setup_mlflow(p)

@@ -16,12 +16,14 @@ import mlflow
 from har import tracking
 from har.config import Params
 from har.contracts import ONNX_INPUT, ONNX_OUTPUT, WindowSpec
+from har.data.registry import get_dataset
 from har.errors import DataError
 from har.evaluation.metrics import classification_metrics
 from har.export.onnx import read_metadata, session
 from har.io import write_json
 from har.logging import get_logger
 from har.registry import gate
+from har.registry.card import CARD_ARTIFACT, CardInputs, model_card
 from har.training.data import load_split_data
 
 log = get_logger(__name__)
@@ -94,7 +96,37 @@ def promote(p: Params, version: str | None = None, policy: str = "gate") -> dict
     previous = json.loads(path.read_text()) if path.is_file() else {}
     write_json(path, {**previous, "name": p.registry.model_name, "promotion": decision})
     log.info("%s %s", p.registry.model_name, gate.promotion_line(decision))
+    write_model_card(p, decision["version"], decision)
     return decision
+
+
+def write_model_card(p: Params, version: str, decision: dict[str, Any]) -> str:
+    """The version's model card (har.registry.card) as its description in the registry and as
+    ``model_card.md`` in its run's artifacts; rewritten whenever the gate decides again."""
+    client = tracking.client(p)
+    name = p.registry.model_name
+    mv = client.get_model_version(name, version)
+    run = client.get_run(mv.run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    spec = get_dataset(p.data.source)
+
+    def listed(key: str) -> list[Any]:
+        return json.loads(tags.get(key, "[]"))
+
+    card = model_card(CardInputs(
+        name=name, version=str(version), model_type=tags.get("model", "unknown"), run_id=mv.run_id,
+        classes=listed("classes") or p.preprocess.classes, channels=listed("channels"),
+        rate_hz=float(tags.get("rate_hz", p.preprocess.target_rate_hz)),
+        window_s=float(tags.get("window_s", p.preprocess.window_s)),
+        overlap=float(tags.get("overlap", p.preprocess.overlap)),
+        n_params=int(metrics.get("final_n_params", 0)), train_subjects=listed("train_subjects"),
+        val_subjects=listed("val_subjects"), test_subjects=listed("test_subjects"), dataset=spec.name,
+        dataset_licence=spec.licence, dataset_citation=spec.citation,
+        metrics={k: v for k, v in metrics.items() if k.startswith("test_")}, promotion=decision,
+        data_digest=tags.get("data_digest", ""), git_commit=tags.get("git_commit", "")))
+    client.update_model_version(name, version, description=card)
+    client.log_text(mv.run_id, card, CARD_ARTIFACT)
+    return card
 
 
 def rollback(p: Params) -> dict[str, Any]:

@@ -133,3 +133,9 @@ def test_concurrent_requests_during_reload_all_succeed(live_server, random_onnx:
             r = httpx.post(f"{srv.url}/v1/admin/reload", params={"force": "true"}, headers=ADMIN)
             assert r.json()["reloaded"]
         assert {f.result() for f in futs} == {200}
+
+
+def test_a_file_model_has_no_card(live_server, random_onnx: Path) -> None:
+    srv = live_server(str(random_onnx))
+    r = httpx.get(f"{srv.url}/v1/model/card")
+    assert r.status_code == 404 and "cards are written when a version is registered" in r.json()["detail"]

@@ -83,6 +83,15 @@ def test_har_serve_serves_the_promoted_champion(champion_project: Path, hapt: di
         assert info["name"] == "har-activity" and info["version"] == "1"
         assert info["classes"] == CLASSES and info["channels"] == CHANNELS
         assert info["metrics"]["test_macro_f1"] > 0.1
+        # the version's model card, written at registration, as the registry holds it
+        card = httpx.get(f"{url}/v1/model/card")
+        assert card.status_code == 200 and card.headers["content-type"].startswith("text/markdown")
+        assert card.text.startswith("# Model card: har-activity v1 (cnn1d)")
+        for section in ("## Data", "## Evaluation protocol", "## Per-class F1 (test subjects)",
+                        "## Intended use", "## Limits", "## Promotion gate", "## Dataset licence"):
+            assert section in card.text, section
+        assert "**promoted to champion** (policy `initial`" in card.text
+        assert "forbids commercial use" in card.text and "test [2, 4]" in card.text
 
         w = load_windows(hapt["windows"])
         test = np.isin(w.subject, json.loads(hapt["splits"].read_text())["test"])
