@@ -104,6 +104,26 @@ def _stack(s: dict[str, Any]) -> list[str]:
             f"{s['api_errors']} errors. Measured {s['time']} while other jobs shared the 2 cores.", ""]
 
 
+def _continuous(c: dict[str, Any]) -> list[str]:
+    lines = ["## Continuous recognition on whole recordings (`benchmarks/continuous.py`)", "",
+             f"The {c['model']} champion's timelines (`/v1/predict/recording`: resample, window, smooth, "
+             f"merge) scored on every labelled sample of the official test subjects; the smoothing is "
+             f"chosen on the validation subjects {c['val_subjects']} only.", "",
+             "| smoothing | validation sample macro-F1 | test sample macro-F1 | test sample accuracy |",
+             "|---|---|---|---|"]
+    for v, t in zip(c["validation"], c["test"], strict=True):
+        mark = " (chosen)" if v["smoothing"] == c["chosen"] else ""
+        lines.append(f"| {v['smoothing']}{mark} | {v['macro_f1']:.3f} | {t['macro_f1']:.3f} | "
+                     f"{t['accuracy']:.3f} |")
+    ch = c["chosen_test"]
+    lines += ["", "Window-level test macro-F1 of the same model (`har evaluate`): "
+              f"{c['window_macro_f1']:.3f}; sample-level with the chosen smoothing: {ch['macro_f1']:.3f} "
+              f"(accuracy {ch['accuracy']:.3f}). "
+              "Target: sample-level ≥ window-level. Majority votes longer than 3 windows erase the "
+              "postural transitions (3-4 s); the HMM keeps them, so `serve.smoothing` defaults to `hmm`.", ""]
+    return lines
+
+
 def _preprocess(pp: dict[str, Any]) -> list[str]:
     return ["## Preprocessing (`benchmarks/preprocess.py`)", "",
             f"{pp['samples']:,} HAPT samples → {pp['windows']:,} windows in {pp['seconds']:.2f} s "
@@ -137,6 +157,7 @@ def render() -> str:
              "each section names the script that measured it.", ""]
     for name, fn in (("quality.json", _quality), ("latency.json", _latency), ("serve_load.json", _serve),
                      ("orchestration.json", _orchestration), ("stack.json", _stack),
+                     ("continuous.json", _continuous),
                      ("preprocess.json", _preprocess)):
         data = _load(name)
         if data is not None:

@@ -245,7 +245,12 @@ class ServeParams(Section):
     reload_interval_s: float = Field(10.0, gt=0, description="how often the alias is re-checked")
     max_body_bytes: int = Field(8_000_000, ge=1024)
     max_windows: int = Field(4096, ge=1)
-    smoothing_windows: int = Field(3, ge=1, description="median filter length over window predictions")
+    # the timeline of a recording: majority vote over smoothing_windows windows, or an HMM (Viterbi)
+    # whose switch probability per window is hmm_switch_prob (benchmarks/continuous.py tunes both)
+    # chosen on validation subjects: the HMM kept transitions a majority vote erases (docs/results.md)
+    smoothing: Literal["majority", "hmm"] = "hmm"
+    smoothing_windows: int = Field(3, ge=1, description="majority vote length over window predictions")
+    hmm_switch_prob: float = Field(0.05, gt=0, lt=1, description="HMM: probability of a change per window")
     inference_log_dir: Path = Path("data/inference_log")
     ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per server worker")
     # Limits of the HTTP server (docs/serving.md#limits).

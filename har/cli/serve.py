@@ -95,7 +95,8 @@ def predict(
     d = p.data
     model = _run(load_model, p.serve.model_uri, _tracking_uri(p), threads)
     res = _run(predict_files, files, model, out, smoothing_windows=p.serve.smoothing_windows,
-               plots_dir=plots_dir, subject=d.default_subject, acc_unit=d.acc_unit,
+               smoothing=p.serve.smoothing, switch_prob=p.serve.hmm_switch_prob, plots_dir=plots_dir,
+               subject=d.default_subject, acc_unit=d.acc_unit,
                gyro_unit=d.gyro_unit, time_unit=d.time_unit, plausibility=d.plausibility)
     n_sessions = res.timeline.groupby(["file", "subject", "session"]).ngroups
     typer.echo(f"wrote {out}: {len(res.timeline)} segments in {n_sessions} sessions; "

@@ -143,7 +143,8 @@ def write_table(df: pd.DataFrame, out: Path) -> Path:
 def predict_files(paths: list[Path], model: LoadedModel, out: Path, smoothing_windows: int = 3,
                   plots_dir: Path | None = None, subject: int = 0, acc_unit: str = "g",
                   gyro_unit: str = "rad/s", progress: bool = True, time_unit: str = "s",
-                  plausibility: Plausibility = "error") -> PredictResult:
+                  plausibility: Plausibility = "error", smoothing: str = "majority",
+                  switch_prob: float = 0.05) -> PredictResult:
     """Timelines for every session of every file → ``out`` (one row per segment) and PNGs.
 
     PNGs go to ``plots_dir`` (default: ``<out stem>_plots`` beside ``out``) as
@@ -164,7 +165,7 @@ def predict_files(paths: list[Path], model: LoadedModel, out: Path, smoothing_wi
             for s in read_sessions(path, spec.channels, spec.rate_hz, subject, acc_unit, gyro_unit,
                                    time_unit, plausibility):
                 tl = predict_timeline(model, s.values, s.rate_hz, smoothing_windows,
-                                      start_time_s=float(s.t[0]))
+                                      start_time_s=float(s.t[0]), method=smoothing, switch_prob=switch_prob)
                 if not tl.segments:
                     log.warning("%s: session %s is shorter than one window; skipped", path, s.session)
                     continue

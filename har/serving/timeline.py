@@ -110,8 +110,47 @@ def recording_windows(samples: np.ndarray, rate_hz: float, spec: ModelSpec) -> n
     return np.ascontiguousarray(sliding_windows(x.astype(np.float32), spec.window_len, spec.step))
 
 
+def viterbi_smooth(probs: np.ndarray, switch_prob: float) -> np.ndarray:
+    """The most likely activity sequence under a sticky Markov chain (an HMM whose emissions are
+    the model's window probabilities): staying costs -log(1 - switch_prob), switching to any other
+    class -log(switch_prob / (K - 1)). Unlike a majority vote it can keep a short, confident
+    transition that sits between two long activities."""
+    n, k = probs.shape
+    if n == 0:
+        return np.empty(0, np.int64)
+    if not 0 < switch_prob < 1:
+        raise ValueError(f"switch_prob must be in (0, 1), got {switch_prob}")
+    emit = np.log(np.clip(probs.astype(np.float64), 1e-12, None))
+    stay, move = np.log1p(-switch_prob), np.log(switch_prob / max(k - 1, 1))
+    score = emit[0].copy()
+    back = np.empty((n, k), np.int64)
+    for t in range(1, n):
+        best_prev = int(score.argmax())
+        # from the same class (stay) or from the best other one (switch)
+        switch_score = score[best_prev] + move
+        from_stay = score + stay
+        take_switch = switch_score > from_stay
+        back[t] = np.where(take_switch, best_prev, np.arange(k))
+        score = np.where(take_switch, switch_score, from_stay) + emit[t]
+    path = np.empty(n, np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def smooth(raw: np.ndarray, probs: np.ndarray, method: str, windows: int, switch_prob: float) -> np.ndarray:
+    """serve.smoothing: ``majority`` over ``windows`` windows, or ``hmm`` (Viterbi, ``switch_prob``)."""
+    if method == "hmm":
+        return viterbi_smooth(probs, switch_prob)
+    if method == "majority":
+        return smooth_predictions(raw, probs, windows)
+    raise ValueError(f"smoothing must be 'majority' or 'hmm', got {method!r}")
+
+
 def predict_timeline(model: LoadedModel, samples: np.ndarray, rate_hz: float, smoothing_windows: int,
-                     start_time_s: float = 0.0, batch_size: int = 1024) -> Timeline:
+                     start_time_s: float = 0.0, batch_size: int = 1024, *, method: str = "majority",
+                     switch_prob: float = 0.05) -> Timeline:
     """The whole recording path: resample, window, predict (batched), smooth, merge."""
     spec = model.spec
     windows = recording_windows(samples, rate_hz, spec)
@@ -122,7 +161,7 @@ def predict_timeline(model: LoadedModel, samples: np.ndarray, rate_hz: float, sm
     else:
         probs = np.empty((0, len(spec.classes)), np.float32)
     raw = probs.argmax(axis=1) if n else np.empty(0, np.int64)
-    smoothed = smooth_predictions(raw, probs, smoothing_windows)
+    smoothed = smooth(raw, probs, method, smoothing_windows, switch_prob)
     return Timeline(windows=windows, probs=probs, raw_pred=raw, smoothed=smoothed,
                     window_start_s=start_time_s + np.arange(n) * spec.step / spec.rate_hz,
                     segments=merge_segments(smoothed, probs, spec, n, start_time_s))

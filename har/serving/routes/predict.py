@@ -125,7 +125,9 @@ def samples_from_body(body: bytes, model: LoadedModel, state: ServingState) -> t
 
 def _predict_recording(body: bytes, model: LoadedModel, state: ServingState) -> tuple[Any, Timeline]:
     env, x = samples_from_body(body, model, state)
-    tl = predict_timeline(model, x, env.rate_hz, state.serve.smoothing_windows, env.start_time_s)
+    serve = state.serve
+    tl = predict_timeline(model, x, env.rate_hz, serve.smoothing_windows, env.start_time_s,
+                          method=serve.smoothing, switch_prob=serve.hmm_switch_prob)
     return env, tl
 
 
