@@ -105,9 +105,10 @@ data-docs: setup
 	echo "Great Expectations Data Docs on http://127.0.0.1:$(DATA_DOCS_PORT)/index.html (Ctrl-C stops)"; \
 	$(BIN)/python -m http.server --bind 127.0.0.1 --directory "$$dir" $(DATA_DOCS_PORT)
 
-# dvc.yaml's plots (training curves, confusion matrix, per-class F1) as dvc_plots/index.html
+# dvc.yaml's plots (training curves, confusion matrix, per-class F1) as dvc_plots/index.html, with the
+# charting libraries inlined so the page also renders offline (plain `dvc plots show` loads them from a CDN)
 plots: setup
-	$(BIN)/dvc plots show
+	$(BIN)/python docs/tools/offline_plots.py
 
 bench: setup
 	$(BIN)/python benchmarks/preprocess.py
