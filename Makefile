@@ -78,8 +78,10 @@ docs-serve: setup system-deps
 # The CI pipeline check's report (.github/workflows/ci.yml): dvc repro on the ci.overrides subset for
 # the base and this commit, metrics/params diff, the promotion gate's dry-run verdict, as markdown.
 CI_BASE ?= main
+CI_REPORT_OUT ?=
 ci-report: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python .ci/pipeline_report.py --base $(CI_BASE)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python .ci/pipeline_report.py --base $(CI_BASE) \
+		$(if $(CI_REPORT_OUT),--out $(CI_REPORT_OUT))
 
 # One command per UI. Each reads params.yaml; with the stack's environment (MLFLOW_TRACKING_URI,
 # PREFECT_API_URL set by `eval "$$(har stack env)"`) it points at the running servers instead.
@@ -97,7 +99,8 @@ mlflow-ui: setup
 prefect-ui: setup
 	@if [ -n "$$PREFECT_API_URL" ]; then echo "Prefect runs on a server: open $${PREFECT_API_URL%/api}"; exit 0; fi; \
 	echo "Prefect UI on http://127.0.0.1:$(PREFECT_UI_PORT) (Ctrl-C stops)"; \
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_UI_PORT)
+	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_UI_PORT)/api \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_UI_PORT)
 
 data-docs: setup
 	@dir="$(call param,validate.docs_dir)"; \
