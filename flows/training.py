@@ -26,9 +26,11 @@ from prefect.tasks import exponential_backoff
 
 import flows  # noqa: F401 - environment and har logger set-up, also when a worker loads this file as a script
 from flows.cache import stage_policy
+from flows.progress import epoch_reporter
 from har.config import Params, PromotionPolicy, load_params
 from har.errors import ValidationFailed
 from har.logging import redact
+from har.models import get_model
 from har.pipeline import Stage, stages_until
 from har.registry.gate import registration_line
 from har.stages import STAGES
@@ -42,7 +44,15 @@ UNCACHED = {"register"}  # it reads and writes the live registry (idempotent, so
 
 @task
 def run_stage(p: Params, stage: str) -> dict[str, Any]:
-    """One dvc.yaml stage: the function its `har` command runs."""
+    """One dvc.yaml stage: the function its `har` command runs (train also reports its epochs as
+    the progress artifact ``training-progress``)."""
+    if stage == "train":
+        # the classic model fits in one step: one "epoch"
+        total = p.train.epochs if get_model(p.train.model).kind == "deep" else 1
+        report, on_epoch = epoch_reporter(total, p.train.model)
+        out = STAGES[stage](p, on_epoch=on_epoch)
+        report.finish(f"best val macro-F1 {out['val_macro_f1']:.3f} at epoch {out['best_epoch']}")
+        return out
     return STAGES[stage](p)
 
 

@@ -317,6 +317,13 @@ class StackParams(Section):
     startup_timeout_s: float = Field(120.0, gt=0)
 
 
+class CIParams(Section):
+    """`make ci-report` and CI's pipeline job (.ci/pipeline_report.py): dotted params keys applied to
+    both the base and the change, so `dvc repro` runs on a small subset. No stage reads this section."""
+
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
 class Params(Section):
     data: DataParams = Field(default_factory=DataParams)
     validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
@@ -331,6 +338,7 @@ class Params(Section):
     monitor: MonitorParams = Field(default_factory=MonitorParams)
     pipeline: PipelineParams = Field(default_factory=PipelineParams)
     stack: StackParams = Field(default_factory=StackParams)
+    ci: CIParams = Field(default_factory=CIParams)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 

@@ -36,16 +36,15 @@ def write_confusion(cm: pd.DataFrame, csv_path: Path, png_path: Path, title: str
     """Square csv (rows actual, columns predicted) and a row-normalised heat map with counts."""
     with atomic_path(csv_path, ".csv") as tmp:
         cm.to_csv(tmp)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A pyplot-free Figure: no backend switch, so a notebook calling this keeps its inline plots.
+    from matplotlib.figure import Figure
 
     counts = cm.to_numpy()
     rows = counts.sum(axis=1, keepdims=True)
     frac = np.divide(counts, rows, out=np.zeros_like(counts, dtype=float), where=rows > 0)
     n = len(cm)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n), dpi=110)
+    fig = Figure(figsize=(1.0 + 0.7 * n, 0.8 + 0.6 * n), dpi=110)
+    ax = fig.subplots()
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), cm.columns, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n), cm.index, fontsize=8)
@@ -61,18 +60,15 @@ def write_confusion(cm: pd.DataFrame, csv_path: Path, png_path: Path, title: str
     fig.tight_layout()
     with atomic_path(png_path, ".png") as tmp:
         fig.savefig(tmp)
-    plt.close(fig)
 
 
 def write_history_plot(history: list[dict[str, float]], png_path: Path) -> None:
     """Training loss and validation macro-F1 per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     h = pd.DataFrame(history)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    fig = Figure(figsize=(6, 3.5), dpi=110)
+    ax = fig.subplots()
     if "train_loss" in h:
         ax.plot(h["epoch"], h["train_loss"], label="train loss", color="tab:red")
         ax.set_ylabel("loss")
@@ -84,7 +80,6 @@ def write_history_plot(history: list[dict[str, float]], png_path: Path) -> None:
     fig.tight_layout()
     with atomic_path(png_path, ".png") as tmp:
         fig.savefig(tmp)
-    plt.close(fig)
 
 
 def write_history(history: list[dict[str, float]], reports_dir: Path) -> Path:

@@ -28,7 +28,7 @@ from har.contracts import (
 from har.data.ingest import read_recordings
 from har.data.own import channels_present
 from har.errors import DataError, HarError
-from har.evaluation.cv import cross_validate, summarize, summary_markdown, write_cv_tables
+from har.evaluation.cv import FoldCallback, cross_validate, summarize, summary_markdown, write_cv_tables
 from har.evaluation.metrics import (
     classification_metrics,
     confusion_frame,
@@ -45,6 +45,7 @@ from har.preprocess.windows import Windows, make_windows
 from har.registry.gate import DIGEST_TAG
 from har.training.bundle import ModelMeta, TrainedModel
 from har.training.data import SplitData, load_split_data
+from har.training.loop import EpochCallback
 from har.training.train import fit_model
 
 log = get_logger(__name__)
@@ -72,8 +73,12 @@ def model_meta(p: Params, data: SplitData, model: str | None = None) -> ModelMet
                      train_params=p.train.model_dump(mode="json"))
 
 
-def train(p: Params, *, resume: bool = False, show_progress: bool = True) -> dict[str, Any]:
-    """Train params train.model on the training subjects; early stopping on validation subjects."""
+def train(p: Params, *, resume: bool = False, show_progress: bool = True,
+          on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+    """Train params train.model on the training subjects; early stopping on validation subjects.
+
+    ``on_epoch(epoch, metrics)`` is called after each epoch, after MLflow has the epoch's metrics
+    (the Prefect flow reports progress through it; har itself knows nothing of Prefect)."""
     tp, pp = p.train, p.preprocess
     data = load_split_data(pp.out_dir, pp.classes)
     X_tr, y_tr = data.part("train")
@@ -91,10 +96,14 @@ def train(p: Params, *, resume: bool = False, show_progress: bool = True) -> dic
     params = {"train": tp.sections_for(tp.model), "preprocess": pp.model_dump(mode="json"),
               "split": p.split.model_dump(mode="json")}
     exp_id = tracking.setup_mlflow(p)
+    def epoch_done(epoch: int, metrics: dict[str, float]) -> None:
+        tracking.log_metrics(metrics, step=epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+
     with tracking.training_run(p, checkpoints, resume=resume, tags=tags, params=params) as run:
         model, report = fit_model(tp, meta, X_tr, y_tr, X_val, y_val, checkpoint_dir=checkpoints,
-                                  resume=resume, on_epoch=lambda e, m: tracking.log_metrics(m, step=e),
-                                  show_progress=show_progress)
+                                  resume=resume, on_epoch=epoch_done, show_progress=show_progress)
         out = model.save(model_dir(p))
         metrics = {"val_macro_f1": report.val_macro_f1, "best_epoch": report.best_epoch,
                    "epochs_run": report.epochs_run, "train_seconds": report.train_seconds,
@@ -150,8 +159,11 @@ def cv_windows(p: Params) -> Windows:
                         pp.gravity_split, pp.gravity_cutoff_hz)
 
 
-def evaluate_cv(p: Params, *, models: list[str] | None = None, show_progress: bool = True) -> dict[str, Any]:
-    """`har evaluate --cv`: the WHAR subject k-fold protocol for every model in evaluate.cv_models."""
+def evaluate_cv(p: Params, *, models: list[str] | None = None, show_progress: bool = True,
+                on_fold: FoldCallback | None = None) -> dict[str, Any]:
+    """`har evaluate --cv`: the WHAR subject k-fold protocol for every model in evaluate.cv_models.
+
+    ``on_fold(row)`` is called with each finished (model, fold) row, e.g. a flow's progress report."""
     import mlflow
 
     ev, pp = p.evaluate, p.preprocess
@@ -162,14 +174,16 @@ def evaluate_cv(p: Params, *, models: list[str] | None = None, show_progress: bo
             mlflow.start_run(run_name="cv-" + "-".join(models)):
         task = progress.add_task(f"{ev.cv_folds}-fold subject CV", total=ev.cv_folds * len(models))
 
-        def on_fold(row: dict[str, Any]) -> None:
+        def fold_done(row: dict[str, Any]) -> None:
             progress.advance(task)
             log.info("fold %d %s: macro-F1 %.4f (%.0f s)", row["fold"], row["model"], row["macro_f1"],
                      row["train_seconds"])
+            if on_fold is not None:
+                on_fold(row)
 
         results = cross_validate(w, pp.classes, models, p.train, folds=ev.cv_folds,
                                  n_val=p.split.n_val_subjects, seed=p.split.seed, window_s=ev.cv_window_s,
-                                 overlap=ev.cv_overlap, epochs=ev.cv_epochs, on_fold=on_fold)
+                                 overlap=ev.cv_overlap, epochs=ev.cv_epochs, on_fold=fold_done)
         paths = write_cv_tables(results, ev.cv_out_dir)
         summary = summarize(results)
         mlflow.set_tags({"stage": "cv", "git_commit": tracking.git_commit()})
