@@ -30,6 +30,9 @@ def write_project_params(root: Path, **sections: dict) -> Path:
                          latency_runs=50)
     # 3 epochs on 5 training subjects reach ~0.55 test macro-F1: the gate floor is for full HAPT
     raw["registry"].update(report_path=str(root / "reports/registry.json"), min_macro_f1=0.3)
+    # preprocess also writes the drift reference: relative, it would land in the repo (the cwd)
+    raw["monitor"].update(reference_path=str(root / "data/processed/reference_stats.json"),
+                          report_dir=str(root / "reports/drift"))
     for name, values in sections.items():
         raw[name].update(values)
     path = root / "params.yaml"
