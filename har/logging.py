@@ -50,6 +50,9 @@ def setup_logging(level: str = "INFO") -> None:
     for noisy in ("great_expectations", "urllib3", "matplotlib", "httpx", "httpcore", "botocore", "boto3",
                   "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow's SQL store logs a traceback for every database error and then raises it as an
+    # MlflowException, which har reports in one line (a full disk included): the log is a duplicate.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     _CONFIGURED = True
 
 

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 from har.config import Params
 from har.contracts import CLASSIC_MODEL_FILE, RUN_MARKER
 from har.errors import HarError
+from har.logging import get_logger
 
 if TYPE_CHECKING:
     import numpy as np
 
     from har.training.bundle import TrainedModel
 
+log = get_logger(__name__)
 DEFAULT_URI = "sqlite:///mlflow.db"
 # Requirements logged with every model: explicit, so MLflow doesn't spend minutes inferring them.
 TORCH_REQUIREMENTS = ["torch==2.13.0", "numpy==2.4.6"]
@@ -122,6 +124,8 @@ def training_run(p: Params, checkpoint_dir: Path, *, resume: bool, tags: dict[st
     setup_mlflow(p)
     marker = checkpoint_dir / RUN_MARKER
     previous = marker.read_text().strip() if resume and marker.is_file() else None
+    if not resume and marker.is_file():
+        _close_abandoned(marker.read_text().strip())
     with (mlflow.start_run(run_id=previous) if previous else
           mlflow.start_run(run_name=f"train-{p.train.model}")) as run:
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +134,21 @@ def training_run(p: Params, checkpoint_dir: Path, *, resume: bool, tags: dict[st
         if previous is None:
             mlflow.log_params(flatten(params))
         yield run
+
+
+def _close_abandoned(run_id: str) -> None:
+    """End as KILLED the run a killed `har train` left RUNNING (its id is still beside the
+    checkpoints): a fresh start replaces it, and MLflow would otherwise show it running forever."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()  # the store setup_mlflow pointed MLflow at
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status="KILLED")
+            log.info("MLflow run %s of an interrupted `har train` ended as KILLED", run_id)
+    except MlflowException:
+        pass  # not in this store (another tracking URI): nothing of ours to close
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:

@@ -1,6 +1,11 @@
 """Suite-wide hygiene: MLflow's set_tracking_uri/set_registry_uri write MLFLOW_* environment
 variables, which would otherwise leak from one test into every later test and subprocess.
-And the `s3_server` fixture: a real S3 endpoint on 127.0.0.1 (see S3Server below)."""
+
+Fixtures shared by several test folders live here, where pytest finds them for every test:
+- `s3_server`: a real S3 endpoint on 127.0.0.1 (see S3Server below);
+- `processed_root` / `project`: a small real-data project, HAPT subjects 1-8 from the mirror
+  windowed once per session, and a fresh project (models, reports, MLflow store) per test.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from project_support import MIRROR, write_project_params
+
+from har.config import Params, load_params
 
 
 @pytest.fixture(autouse=True)
@@ -143,3 +151,37 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory,
         yield server
     finally:
         server.stop()
+
+
+# ----------------------------------------------------------------------------------------------
+# A small real-data project: HAPT subjects 1-8 from the mirror, windowed, in a temp folder. Used by
+# tests/models, training, stages, export, behavioral and the fault drills in tests/integration.
+# The params writer is a plain module (tests/project_support.py) so a test can import it too.
+
+
+@pytest.fixture(scope="session")
+def processed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Windows, splits and label map of subjects 1-8 (2 and 4 are test subjects)."""
+    if not MIRROR:
+        pytest.skip("HAR_DATA_MIRROR not set: these tests train on real HAPT subjects")
+    from har import stages
+
+    root = tmp_path_factory.mktemp("har-small")
+    p = load_params(write_project_params(root))
+    p.data.raw_dir = Path(MIRROR)  # read the mirror in place: fetch is tested elsewhere
+    stages.data.ingest(p)
+    stages.data.preprocess(p)
+    return root
+
+
+@pytest.fixture
+def project(processed_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Params:
+    """Params for a fresh project (own models/, reports/, MLflow store) over the shared windows.
+    Its params.yaml is ``tmp_path / "params.yaml"`` (for `har` subprocesses)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_ENABLE_TELEMETRY", "false")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = write_project_params(tmp_path, preprocess={"out_dir": str(processed_root / "data/processed")})
+    p = load_params(path)
+    p.data.interim_path = processed_root / "data/interim/recordings.parquet"
+    return p

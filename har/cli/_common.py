@@ -4,6 +4,7 @@ none of them (no cycles)."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,13 +22,43 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Any params.yaml key: KEY=VALUE (YAML value, e.g. train.lr=0.001). Repeatable.")]
 
 
+# The disk refusing a write: no space, a quota, or a file-size limit (RLIMIT_FSIZE).
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_failure(err: BaseException) -> str | None:
+    """What could not be written, if ``err`` or what led to it is the disk refusing a write: an
+    OSError, or SQLite's (MLflow's store) under a wrapper or two. None for any other error."""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in _STORAGE_ERRNOS:
+            return f"{cur.filename}: {cur.strerror}" if cur.filename else str(cur.strerror)
+        name = str(getattr(cur, "sqlite_errorname", ""))
+        if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR_WRITE"):
+            return f"the SQLite database cannot be written ({cur})"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call ``fn``; a HarError becomes `error: …` on stderr and exit code 1 (no traceback)."""
+    """Call ``fn``; a HarError, or the disk refusing a write, becomes one `error: …` line on
+    stderr and exit code 1 (no traceback)."""
     try:
         return fn(*args, **kwargs)
-    except HarError as err:
-        typer.secho(f"error: {redact(str(err))}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    except Exception as err:
+        # before HarError: a wrapper's message (e.g. "run not in the tracking store") would misname it
+        failure = storage_failure(err)
+        if failure is not None:
+            typer.secho(f"error: {fn.__name__}: {redact(failure)}: the disk refused a write (full, or a "
+                        "file-size limit); free space and re-run. Output files are replaced only once "
+                        "written in full: the previous ones are intact.", fg="red", err=True)
+            raise typer.Exit(1) from None
+        if isinstance(err, HarError):
+            typer.secho(f"error: {redact(str(err))}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        raise
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:

@@ -13,6 +13,11 @@ champion: `make run` on a fresh registry; experiments never move an existing cha
 
 Registration is idempotent: a version of the same MLflow run with the same ONNX model (model URI or
 ONNX content digest) is returned instead of registering it again.
+
+Both are safe to re-run after a crash (`kill -9`, a lost machine) between their MLflow calls: a
+registration interrupted before its ``challenger`` alias was set is finished by the next
+``register_version``, and ``champion_history`` is made to agree with the ``champion`` alias (which
+serving follows) whenever a promotion or rollback reads it.
 """
 
 from __future__ import annotations
@@ -83,7 +88,8 @@ def policy_mode(policy: str, champion: str | None) -> PolicyMode:
 @dataclass(frozen=True)
 class Registration:
     version: str
-    created: bool  # False: the model was already registered as ``version``; nothing changed
+    created: bool  # False: the model was already registered as ``version``
+    completed: bool = False  # True: that earlier registration had been interrupted; now finished
 
 
 def _alias_version(client: Any, name: str, alias: str) -> Any | None:
@@ -116,13 +122,20 @@ def register_version(client: Any, name: str, model_uri: str, run_id: str, tags: 
     """Register ``model_uri`` as a new version of ``name`` and point ``challenger`` at it.
 
     If this run's model is already a version (``find_version``), that version is returned with
-    ``created=False``: no new version, no alias moved.
+    ``created=False``: no new version, no alias moved, unless that registration was interrupted.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
     existing = find_version(client, name, run_id, model_uri, digest)
     if existing is not None:
+        # Registering points challenger at the version it creates, always the newest; so a version
+        # newer than the challenger (or no challenger at all) is a registration that died before
+        # its alias was set: finish it. An older version was registered in full: nothing moves.
+        challenger = _alias_version(client, name, CHALLENGER)
+        if challenger is None or int(challenger.version) < int(existing):
+            client.set_registered_model_alias(name, CHALLENGER, existing)
+            return Registration(existing, created=False, completed=True)
         return Registration(existing, created=False)
     try:
         client.get_registered_model(name)
@@ -139,6 +152,9 @@ def registration_line(reg: dict[str, Any]) -> str:
     """One line for people: what ``register`` did (CLI, flow summary and logs say the same)."""
     if reg.get("created", True):
         return f"registered {reg['name']} v{reg['version']} (alias challenger)"
+    if reg.get("completed"):
+        return (f"{reg['name']} v{reg['version']}: finished its interrupted registration "
+                "(alias challenger)")
     return (f"{reg['name']}: MLflow run {reg['run_id']} is already registered as v{reg['version']}; "
             "nothing registered")
 
@@ -193,9 +209,22 @@ def gate_failures(metrics: dict[str, float], gates: RegistryParams) -> list[str]
     return failures
 
 
-def _history(client: Any, name: str) -> list[str]:
-    tags = client.get_registered_model(name).tags
-    return json.loads(tags.get(HISTORY_TAG, "[]"))
+def _recorded_history(client: Any, name: str) -> list[str]:
+    return json.loads(client.get_registered_model(name).tags.get(HISTORY_TAG, "[]"))
+
+
+def _history(client: Any, name: str, champion: str) -> list[str]:
+    """``champion_history`` ending with ``champion`` (the alias), repaired in the registry if it
+    did not: a promotion interrupted after moving the alias lacks its entry (appended), a rollback
+    interrupted likewise still lists the version rolled back from (cut after the champion)."""
+    recorded = _recorded_history(client, name)
+    if champion in recorded:
+        history = recorded[:len(recorded) - recorded[::-1].index(champion)]
+    else:
+        history = [*recorded, champion]
+    if history != recorded:
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    return history
 
 
 def promote(client: Any, name: str, gates: RegistryParams, version: str | None = None,
@@ -211,6 +240,7 @@ def promote(client: Any, name: str, gates: RegistryParams, version: str | None =
     """
     champ = _alias_version(client, name, CHAMPION)
     mode = policy_mode(policy, str(champ.version) if champ else None)  # an unknown policy raises
+    history = _history(client, name, str(champ.version)) if champ else []
     if version is None:
         mv = _alias_version(client, name, CHALLENGER)
         if mv is None:
@@ -265,7 +295,6 @@ def promote(client: Any, name: str, gates: RegistryParams, version: str | None =
         for key, value in tags.items():
             client.set_model_version_tag(name, mv.version, key, value)
     if decision.promoted:
-        history = _history(client, name)
         client.set_registered_model_alias(name, CHAMPION, mv.version)
         client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, str(mv.version)]))
     return decision
@@ -273,12 +302,10 @@ def promote(client: Any, name: str, gates: RegistryParams, version: str | None =
 
 def rollback(client: Any, name: str) -> Decision:
     """Point ``champion`` back at the previous champion; error if there is none."""
-    history = _history(client, name)
     champ = _alias_version(client, name, CHAMPION)
     if champ is None:
         raise RegistryError(f"{name}: there is no champion to roll back")
-    if history and history[-1] == str(champ.version):
-        history = history[:-1]
+    history = _history(client, name, str(champ.version))[:-1]  # it ends with the champion
     if not history:
         raise RegistryError(f"{name}: champion v{champ.version} has no previous champion to return to")
     previous = history[-1]

@@ -54,7 +54,7 @@ def register(p: Params) -> dict[str, Any]:
     reg = gate.register_version(client, p.registry.model_name, exp["model_uri"], exp["run_id"], tags,
                                 digest=exp.get(gate.DIGEST_TAG))
     result = {"name": p.registry.model_name, "version": reg.version, "run_id": exp["run_id"],
-              "created": reg.created}
+              "created": reg.created, "completed": reg.completed}
     write_json(p.registry.report_path, result)
     log.info("%s", gate.registration_line(result))
     decision = promote(p, str(reg.version), p.registry.promotion_policy)

@@ -21,9 +21,9 @@ from serving_support import CHANNELS, CLASSES, REPO, free_port
 
 
 def _write_project_params(root: Path, **sections: dict) -> Path:
-    """tests/model/conftest.py's ``write_project_params`` (loaded by file: the test folders are not
-    packages, and ``conftest`` by name is this folder's own)."""
-    spec = importlib.util.spec_from_file_location("_har_model_conftest", REPO / "tests/model/conftest.py")
+    """tests/project_support.py's ``write_project_params`` (loaded by file: the test folders are not
+    packages)."""
+    spec = importlib.util.spec_from_file_location("_har_project_support", REPO / "tests/project_support.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.write_project_params(root, **sections)

@@ -155,7 +155,7 @@ def test_compose_parses_with_expected_services():
                  "pipeline-serve", "api"]:
         assert name in services, name
     # undeclared named volumes and depends_on on unknown services: `docker compose config` rejects
-    # them (tests/code/test_infra_validate.py)
+    # them (tests/infra/test_infra_validate.py)
 
 
 def test_compose_build_dockerfiles_and_ignore_files_exist():
@@ -410,7 +410,7 @@ def test_har_commands_exist(helps, sub):
 
 # --------------------------------------------------------------------------- k8s
 def test_k8s_manifests_parse_and_are_consistent():
-    # Schemas and kustomize rendering: tests/code/test_infra_validate.py. Here: how the objects fit.
+    # Schemas and kustomize rendering: tests/infra/test_infra_validate.py. Here: how the objects fit.
     kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert "secret.example.yaml" not in kust["resources"], "secrets are created out of band"
     docs = [d for d in _k8s_docs() if d.get("kind") != "Kustomization"]

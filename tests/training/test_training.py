@@ -60,9 +60,13 @@ def test_resume_equals_uninterrupted(project: Params, tmp_path: Path) -> None:
         fit_model(tp, meta, X, y, Xv, yv, epochs=4, checkpoint_dir=tmp_path / "b",
                   on_epoch=stop_after_two, show_progress=False)
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["epoch"] == 1  # 0-based
+    # Per-epoch seeding makes a restart from scratch bit-identical too, so equal weights alone cannot
+    # tell a resume from a restart: the resumed call must run only the two missing epochs.
+    ran: list[int] = []
     resumed, rep = fit_model(tp, meta, X, y, Xv, yv, epochs=4, checkpoint_dir=tmp_path / "b",
-                             resume=True, show_progress=False)
-    assert rep.epochs_run == 4
+                             resume=True, on_epoch=lambda e, _: ran.append(e), show_progress=False)
+    assert ran == [3, 4], f"resume ran epochs {ran}"
+    assert rep.epochs_run == 4 and [h["epoch"] for h in rep.history] == [1, 2, 3, 4]
     a, b = full.net.state_dict(), resumed.net.state_dict()
     assert a.keys() == b.keys()
     for key in a:

@@ -26,7 +26,7 @@ ONNX_TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def data(processed_root: Path) -> tuple[Windows, dict[str, list[int]]]:
-    """HAPT subjects 1-8 built from the mirror (tests/model/conftest.py); test subjects 2 and 4."""
+    """HAPT subjects 1-8 built from the mirror (tests/conftest.py); test subjects 2 and 4."""
     processed = processed_root / "data/processed"
     return load_windows(processed / "windows.npz"), json.loads((processed / "splits.json").read_text())
 

@@ -91,6 +91,7 @@ def test_classic_model_exports_and_registers(project: Params) -> None:
 def test_cv_protocol_table(project: Params) -> None:
     project.evaluate.cv_folds = 3
     project.evaluate.cv_epochs = 1
+    project.train.classic = {"max_iter": 30}  # params.yaml's 300 rounds took minutes: the table is the point
     out = stages.model.evaluate_cv(project, models=["classic", "tinyhar"], show_progress=False)
     assert "| classic |" in out["table"] and "| tinyhar |" in out["table"]
     folds = Path(out["paths"]["folds"])

@@ -286,3 +286,66 @@ def test_registering_the_same_run_twice_makes_one_version(client: MlflowClient) 
     changed = register_version(client, NAME, reexport.model_uri, run_id, {}, digest="b" * 64)
     assert (changed.version, changed.created) == ("3", True)
     assert _versions(client) == ["1", "2", "3"] and _alias(client, CHALLENGER) == "3"
+
+
+# ------------------------------------------------------------------------------------------------
+# Re-running after a crash between MLflow calls (the states a `kill -9` leaves, made with the real
+# client; tests/integration/test_kill_register.py kills a real `har register` in these windows)
+
+
+def _logged_model(client: MlflowClient, f1: float) -> tuple[str, str]:
+    with mlflow.start_run() as run:
+        mlflow.log_metrics({"test_macro_f1": f1, **GOOD})
+        info = mlflow.onnx.log_model(_tiny_onnx(), name="onnx", pip_requirements=["onnxruntime"])
+    return info.model_uri, run.info.run_id
+
+
+def test_a_registration_interrupted_before_its_alias_is_finished_by_the_rerun(client: MlflowClient) -> None:
+    v1 = _candidate(client, {"test_macro_f1": 0.8, **GOOD})
+    uri, run_id = _logged_model(client, 0.9)
+    # the version exists, the process died before `challenger` moved to it
+    mlflow.register_model(uri, NAME, tags={"run_id": run_id, "test_subjects": "[2, 4]"})
+    assert _versions(client) == ["1", "2"] and _alias(client, CHALLENGER) == v1
+
+    again = register_version(client, NAME, uri, run_id, {})
+    assert (again.version, again.created, again.completed) == ("2", False, True)
+    assert _alias(client, CHALLENGER) == "2" and _versions(client) == ["1", "2"]
+    assert register_version(client, NAME, uri, run_id, {}).completed is False  # finished once
+
+
+def test_an_interrupted_first_registration_has_no_challenger_yet(client: MlflowClient) -> None:
+    uri, run_id = _logged_model(client, 0.9)
+    mlflow.register_model(uri, NAME, tags={"run_id": run_id})
+    assert register_version(client, NAME, uri, run_id, {}).completed
+    assert _alias(client, CHALLENGER) == "1"
+    assert promote(client, NAME, RegistryParams()).promoted  # `har promote` finds its challenger
+
+
+def _history_tag(client: MlflowClient) -> list[str]:
+    return json.loads(client.get_registered_model(NAME).tags.get("champion_history", "[]"))
+
+
+def test_a_promotion_interrupted_before_its_history_is_repaired(client: MlflowClient) -> None:
+    v1 = _candidate(client, {"test_macro_f1": 0.80, **GOOD})
+    client.set_registered_model_alias(NAME, CHAMPION, v1)  # the alias moved, then the process died
+    assert _history_tag(client) == []
+    # the rerun (policy initial: a champion exists, so a dry run) writes the missing entry
+    d = promote(client, NAME, RegistryParams(), version=v1, policy="initial")
+    assert "already the champion" in d.reasons[0] and _history_tag(client) == [v1]
+    v2 = _candidate(client, {"test_macro_f1": 0.90, **GOOD})
+    assert promote(client, NAME, RegistryParams()).promoted and _history_tag(client) == [v1, v2]
+    assert rollback(client, NAME).version == v1  # without the repair: "no previous champion"
+
+
+def test_a_rollback_interrupted_before_its_history_never_brings_back_the_rolled_back(
+        client: MlflowClient) -> None:
+    for f1 in (0.70, 0.80, 0.90):
+        _candidate(client, {"test_macro_f1": f1, **GOOD})
+        promote(client, NAME, RegistryParams())
+    assert _history_tag(client) == ["1", "2", "3"]
+    client.set_registered_model_alias(NAME, CHAMPION, "2")  # rollback 3 → 2 died before the history
+    _candidate(client, {"test_macro_f1": 0.95, **GOOD})
+    assert promote(client, NAME, RegistryParams()).promoted
+    assert _history_tag(client) == ["1", "2", "4"]
+    assert rollback(client, NAME).version == "2"  # not 3, the version that was rolled back
+    assert rollback(client, NAME).version == "1"
