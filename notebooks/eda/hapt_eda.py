@@ -51,7 +51,7 @@ from har.preprocess.signal import gravity_body_split
 from har.preprocess.windows import make_windows
 
 p = load_params(SOURCE_ROOT / "params.yaml")
-spec = get_dataset(p.data.dataset)
+spec = get_dataset(p.data.source)
 local, mirror = SOURCE_ROOT / p.data.raw_dir / spec.folder, mirror_dir()
 raw = local if local.is_dir() else (mirror / spec.folder if mirror else None)
 if raw is None or not raw.is_dir():

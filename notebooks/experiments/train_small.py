@@ -55,7 +55,7 @@ WORK.mkdir(exist_ok=True)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 base = load_params(SOURCE_ROOT / "params.yaml")
-spec = get_dataset(base.data.dataset)
+spec = get_dataset(base.data.source)
 local = SOURCE_ROOT / base.data.raw_dir / spec.folder
 raw_dir = local.parent if local.is_dir() else mirror_dir()  # read the verified copy in place
 if raw_dir is None or not (raw_dir / spec.folder).is_dir():
