@@ -124,6 +124,62 @@ def _continuous(c: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _scale(sc: dict[str, Any]) -> list[str]:
+    """Each section of benchmarks/scale.py that has been measured."""
+    lines = ["## Scale-out (`benchmarks/scale.py`)", "",
+             "| measure | one process | scaled out | speed-up | target |", "|---|---|---|---|---|"]
+    if cv := sc.get("cv"):
+        lines.append(f"| 10-fold CV of `{cv['model']}` (s): in turn (2 threads) / Prefect flow on "
+                     f"{cv['workers']} Dask workers (1 thread each, cluster start included) | "
+                     f"{cv['serial']['seconds']:.0f} | {cv['dask']['seconds']:.0f} | {cv['speedup']:.2f}× | "
+                     "≥ 1.6× |")
+    if ddp := sc.get("ddp"):
+        r = ddp["runs"]
+        one, n = r["nproc1"], r[f"nproc{ddp['nproc']}"]
+        lines.append(f"| `{ddp['model']}` epochs/s, global batch {ddp['global_batch']}: 1 process "
+                     f"({one['threads']} threads) / `--nproc {ddp['nproc']}` | {one['epochs_per_s']:.3f} | "
+                     f"{n['epochs_per_s']:.3f} | {ddp['speedup']:.2f}× | — |")
+        if "nproc1_1thread" in r:
+            lines.append(f"| … 1 process on 1 thread / `--nproc {ddp['nproc']}` | "
+                         f"{r['nproc1_1thread']['epochs_per_s']:.3f} | {n['epochs_per_s']:.3f} | "
+                         f"{ddp['speedup_vs_1thread']:.2f}× | — |")
+    if pr := sc.get("precision"):
+        lines.append(f"| `{pr['model']}` epochs/s, fp32 / bf16 autocast ({pr['threads']} thread(s), CPU) | "
+                     f"{pr['fp32']['epochs_per_s']:.3f} | {pr['bf16']['epochs_per_s']:.3f} | "
+                     f"{pr['bf16_speedup']:.2f}× | — |")
+    if tu := sc.get("tune"):
+        lines.append(f"| tuning throughput, trials/hour ({tu['model']}, {tu['epochs_per_trial']} epochs, "
+                     f"{tu['workers']} Dask workers): no pruning / median pruner | "
+                     f"{tu['none']['trials_per_hour']:.0f} | {tu['median']['trials_per_hour']:.0f} | "
+                     f"{tu['pruning_speedup']:.2f}× | — |")
+    lines.append("")
+    if pr := sc.get("precision"):
+        lines += [f"bf16 against fp32 ({pr['epochs']} epochs, same seed): validation macro-F1 "
+                  f"{pr['fp32']['val_macro_f1']:.3f} → {pr['bf16']['val_macro_f1']:.3f}, test macro-F1 "
+                  f"{pr['fp32']['test_macro_f1']:.3f} → {pr['bf16']['test_macro_f1']:.3f}.", ""]
+    if cv := sc.get("cv"):
+        lines += [f"The Dask table equals the serial one fold by fold: {cv['folds_equal']} "
+                  f"(mean macro-F1 {cv['macro_f1_mean']:.3f}).", ""]
+    if tu := sc.get("tune"):
+        lines += [f"Tuning: best validation macro-F1 {tu['none']['best_val_macro_f1']:.3f} without pruning, "
+                  f"{tu['median']['best_val_macro_f1']:.3f} with it; trials {tu['none']['trials']} / "
+                  f"{tu['median']['trials']}.", ""]
+    measured = sorted({v.get("measured", "") for v in sc.values() if isinstance(v, dict)} - {""})
+    lines += [f"Measured {', '.join(measured)} on {_machine_line(sc)}. A bigger machine or a cluster changes "
+              "the numbers, not the commands: one Dask worker per core (or `pipeline.dask_address`) for "
+              "folds and trials, `--nproc` with one GPU per process (NCCL) for epochs, and tuning "
+              "processes on several machines sharing one PostgreSQL-backed study.", ""]
+    return lines
+
+
+def _machine_line(sc: dict[str, Any]) -> str:
+    for v in sc.values():
+        if isinstance(v, dict) and "machine" in v:
+            m = v["machine"]
+            return f"{m['cpus']} CPUs ({m['cpu']}), torch {m['torch']}, {m['gpus']} GPUs"
+    return "this machine"
+
+
 def _preprocess(pp: dict[str, Any]) -> list[str]:
     return ["## Preprocessing (`benchmarks/preprocess.py`)", "",
             f"{pp['samples']:,} HAPT samples → {pp['windows']:,} windows in {pp['seconds']:.2f} s "
@@ -157,7 +213,7 @@ def render() -> str:
              "each section names the script that measured it.", ""]
     for name, fn in (("quality.json", _quality), ("latency.json", _latency), ("serve_load.json", _serve),
                      ("orchestration.json", _orchestration), ("stack.json", _stack),
-                     ("continuous.json", _continuous),
+                     ("continuous.json", _continuous), ("scale.json", _scale),
                      ("preprocess.json", _preprocess)):
         data = _load(name)
         if data is not None:

@@ -1,4 +1,5 @@
-"""The two deployments, declared once: scheduled retraining (`har-retrain`) and the drift check.
+"""The deployments, declared once: scheduled retraining (`har-retrain`), the drift check, and the
+hyperparameter search (`har-tune`, run on demand: no schedule).
 
 Two ways to run them, from the same declaration (``deployment_specs``):
 
@@ -27,6 +28,7 @@ from har.config import load_params
 from har.errors import HarError
 
 DRIFT_DEPLOYMENT = "drift-check"
+TUNE_DEPLOYMENT = "har-tune"
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,16 @@ class DeploymentSpec:
     module: str  # the flow's module in this package, e.g. "flows.training"
     function: str
     name: str
-    cron: str
+    cron: str | None  # None: runs only when started (UI, `prefect deployment run`, the API)
     timezone: str
     parameters: dict[str, Any]
     description: str
     tags: list[str]
     triggers: list[DeploymentEventTrigger] = field(default_factory=list)
+
+    @property
+    def schedules(self) -> list[Cron]:
+        return [Cron(self.cron, timezone=self.timezone)] if self.cron else []
 
     @property
     def entrypoint(self) -> str:
@@ -75,14 +81,19 @@ def deployment_specs(params_path: str = "params.yaml") -> list[DeploymentSpec]:
             description="Input drift of the serving log vs. the training reference; emits "
                         f"{DRIFT_EVENT} when it drifts.",
             tags=["har", "monitoring"]),
+        DeploymentSpec(
+            module="flows.tuning", function="tune_flow", name=TUNE_DEPLOYMENT, cron=None,
+            timezone=pl.timezone, parameters={"params_path": params_path},
+            description="Optuna search over train.* keys (params.yaml tune) on the validation subjects, "
+                        "trials on Dask; writes tune.out_dir/best_params.yaml.",
+            tags=["har", "tune"]),
     ]
 
 
 def build_deployments(params_path: str = "params.yaml") -> list[Any]:
     """RunnerDeployments of ``deployment_specs`` for ``serve`` (this process runs the flows)."""
-    return [spec.flow().to_deployment(name=spec.name, schedules=[Cron(spec.cron, timezone=spec.timezone)],
-                                      parameters=spec.parameters, description=spec.description,
-                                      tags=spec.tags, triggers=spec.triggers)
+    return [spec.flow().to_deployment(name=spec.name, schedules=spec.schedules, parameters=spec.parameters,
+                                      description=spec.description, tags=spec.tags, triggers=spec.triggers)
             for spec in deployment_specs(params_path)]
 
 
@@ -125,9 +136,8 @@ def deploy_to_work_pool(params_path: str = "params.yaml", source: Path | None = 
         # RunnerDeployment.apply directly: Flow.deploy also lists the pool's workers, a request that
         # prefect 3.8.8's client sends with `limit: null`, which its own server then rejects (422).
         deployment = flow.to_deployment(
-            name=spec.name, schedules=[Cron(spec.cron, timezone=spec.timezone)],
-            parameters=spec.parameters, description=spec.description, tags=spec.tags,
-            triggers=spec.triggers)
+            name=spec.name, schedules=spec.schedules, parameters=spec.parameters,
+            description=spec.description, tags=spec.tags, triggers=spec.triggers)
         ids[f"{flow.name}/{spec.name}"] = str(deployment.apply(work_pool_name=pool))
     return ids
 

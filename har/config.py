@@ -142,7 +142,11 @@ class TrainParams(Section):
     grad_clip: float = Field(1.0, gt=0)
     class_weighted: bool = True
     seed: int = 42
-    num_threads: int = Field(2, ge=1)
+    num_threads: int = Field(2, ge=1, description="torch threads; `har train --nproc N`: shared by the N")
+    # bf16: autocast of the training forward pass and loss only (CPU and CUDA); weights, optimizer,
+    # validation and the exported ONNX stay fp32
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when a GPU is visible")
     augment: AugmentParams = Field(default_factory=AugmentParams)
 
     @field_validator("model")
@@ -193,11 +197,92 @@ class EvaluateParams(Section):
     cv_overlap: float = Field(0.5, ge=0, lt=1)
     cv_epochs: int = Field(30, ge=1)
     cv_out_dir: Path = Path("reports/cv")
+    # The Prefect flow `cv-protocol` runs one task per (model, fold) on Dask: on pipeline.dask_address,
+    # else on a LocalCluster of cv_workers single-threaded workers (0 = one per CPU); 1 runs the folds
+    # in turn in this process, without Prefect or Dask
+    cv_workers: int = Field(0, ge=0, description="Dask workers for the folds: 0 = one per CPU (or the "
+                            "cluster's), 1 = serial in this process")
 
     @field_validator("cv_models")
     @classmethod
     def _known_models(cls, v: list[str]) -> list[str]:
         return [_check_model_name(name) for name in v]
+
+
+class Distribution(Section):
+    """One dimension of a search space (``tune.space.<model>.<train key>``).
+
+    ``{choices: [...]}`` is categorical; ``{low, high}`` is a range, integer when both bounds are
+    integers, with an optional ``step`` (the grid sampler needs choices or a step) or ``log: true``.
+    """
+
+    choices: list[Any] | None = Field(None, min_length=1)
+    low: int | float | None = None
+    high: int | float | None = None
+    step: int | float | None = Field(None, gt=0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Distribution:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.step is not None or self.log:
+                raise ValueError("give either choices or low/high (with step or log), not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a range needs both low and high (or give choices)")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0 (got {self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("log scale and step cannot be combined")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        ints = (self.low, self.high) + ((self.step,) if self.step is not None else ())
+        return self.choices is None and all(isinstance(v, int) and not isinstance(v, bool) for v in ints)
+
+
+class TuneParams(Section):
+    """``tune``: hyperparameter search with Optuna over ``train.*`` keys (`har tune`, docs/tuning.md).
+
+    Trials train on the training subjects and are scored on the validation subjects only; the test
+    subjects are never read. The space's keys are checked against the train section when used
+    (``har.tuning.space``), so parsing params never imports Optuna or torch.
+    """
+
+    model: str | None = Field(None, description="the model to tune; null = train.model")
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    n_trials: int = Field(20, ge=1, description="finished trials (complete or pruned) the study aims for")
+    timeout_s: float | None = Field(3600.0, gt=0, description="no new trial starts after this; null = none")
+    epochs: int | None = Field(None, ge=1, description="epochs per trial; null = train.epochs")
+    storage: str = Field("sqlite:///optuna.db", description="Optuna storage URL (SQLAlchemy): several "
+                         "processes or machines on one URL share one study")
+    study: str | None = Field(None, description="study name; null = derived from the model, the space, "
+                              "the sampler, the train section and the data, so a changed setup starts "
+                              "a new study and the same setup resumes its own")
+    workers: int = Field(0, ge=0, description="parallel trials on Dask (pipeline.dask_address, else a "
+                         "LocalCluster here): 0 = one per CPU (or the cluster's), 1 = in this process")
+    seed: int = 42
+    out_dir: Path = Path("reports/tune")
+    space: dict[str, dict[str, Distribution]] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str | None) -> str | None:
+        return None if v is None else _check_model_name(v)
+
+    @field_validator("space")
+    @classmethod
+    def _space_models(cls, v: dict[str, dict[str, Distribution]]) -> dict[str, dict[str, Distribution]]:
+        for name, dims in v.items():
+            _check_model_name(name)
+            for key in dims:
+                if not key.startswith("train."):
+                    raise ValueError(f"{name}.{key}: a search space covers train.* keys only")
+        return v
 
 
 class TrackingParams(Section):
@@ -290,6 +375,10 @@ class PipelineParams(Section):
     retries: int = Field(2, ge=0)
     retry_delay_s: float = Field(5.0, ge=0)
     drift_cron: str = "0 * * * *"
+    # The Dask cluster of the parallel flows (CV folds, tuning trials): a scheduler address such as
+    # tcp://10.0.0.5:8786; null = a LocalCluster started for the run, one single-threaded worker per
+    # requested worker (evaluate.cv_workers, tune.workers)
+    dask_address: str | None = None
 
 
 class StackParams(Section):
@@ -331,6 +420,7 @@ class Params(Section):
     split: SplitParams = Field(default_factory=SplitParams)
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    tune: TuneParams = Field(default_factory=TuneParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
     export: ExportParams = Field(default_factory=ExportParams)
     registry: RegistryParams = Field(default_factory=RegistryParams)
@@ -377,6 +467,14 @@ def load_params(path: Path = DEFAULT_PARAMS, overrides: dict[str, Any] | None = 
             continue
         _set_dotted(raw, key, value, str(path))
     return parse_params(raw, str(path))
+
+
+def with_overrides(p: Params, overrides: dict[str, Any], source: str = "overrides") -> Params:
+    """A copy of ``p`` with dotted keys set (``{"train.lr": 0.001}``), validated like params.yaml."""
+    raw = p.model_dump(mode="json", by_alias=True)
+    for key, value in overrides.items():
+        _set_dotted(raw, key, value, source)
+    return parse_params(raw, source)
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any, source: str) -> None:

@@ -115,10 +115,14 @@ def open_run(p: Params, run_id: str) -> Any:
 
 @contextmanager
 def training_run(p: Params, checkpoint_dir: Path, *, resume: bool, tags: dict[str, str],
-                 params: dict[str, Any]) -> Iterator[Any]:
+                 params: dict[str, Any], main: bool = True) -> Iterator[Any]:
     """The run `har train` logs to. With ``resume`` it is the interrupted run (its id is kept
     beside the checkpoints), so the per-epoch curves stay whole; params are logged once (MLflow
-    params are immutable)."""
+    params are immutable). Under `har train --nproc N` only rank 0 (``main``) has a run: the other
+    ranks get None and never touch the store (one run, not N; one writer of the marker)."""
+    if not main:
+        yield None
+        return
     import mlflow
 
     setup_mlflow(p)
@@ -250,3 +254,77 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameter search (har.tuning): one parent run per study, one nested run per trial. Trials may
+# run in other processes or machines (Dask workers), so they use the client API with the parent's
+# id rather than the fluent API's process-local run stack.
+
+
+def study_run(p: Params, run_id: str | None, name: str, tags: dict[str, str]) -> str:
+    """The parent run of a study: ``run_id`` if it is in this store (a resumed study), else a new
+    run named ``name``; returns its id. The run stays open until ``end_run`` ends it."""
+    from mlflow.exceptions import MlflowException
+
+    exp_id = setup_mlflow(p)
+    c = client(p)
+    if run_id:
+        try:
+            c.get_run(run_id)
+            c.update_run(run_id, status="RUNNING")
+            return run_id
+        except MlflowException:
+            log.info("study run %s is not in %s: starting a new one", run_id, tracking_uri(p))
+    run = c.create_run(exp_id, run_name=name, tags={"git_commit": git_commit(), **tags})
+    return str(run.info.run_id)
+
+
+def start_child_run(p: Params, parent_run_id: str, name: str, tags: dict[str, str],
+                    params: dict[str, Any]) -> str:
+    """A run nested under ``parent_run_id`` (shown under it in the MLflow UI); returns its id."""
+    c = client(p)
+    parent = c.get_run(parent_run_id)
+    run = c.create_run(parent.info.experiment_id, run_name=name,
+                       tags={"mlflow.parentRunId": parent_run_id, **tags})
+    run_id = str(run.info.run_id)
+    if params:
+        c.log_batch(run_id, params=_params_batch(params))
+    return run_id
+
+
+def _params_batch(params: dict[str, Any]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)) for k, v in flatten(params).items()]
+
+
+def log_run_metrics(p: Params, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Metrics of a run that is not the fluent API's active run (a trial, a study)."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client(p).log_batch(run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in metrics.items()])
+
+
+def log_run_params(p: Params, run_id: str, params: dict[str, Any]) -> None:
+    client(p).log_batch(run_id, params=_params_batch(params))
+
+
+def set_run_tags(p: Params, run_id: str, tags: dict[str, str]) -> None:
+    c = client(p)
+    for key, value in tags.items():
+        c.set_tag(run_id, key, value)
+
+
+def log_run_artifacts(p: Params, run_id: str, paths: list[Path], folder: str) -> None:
+    c = client(p)
+    for path in paths:
+        c.log_artifact(run_id, str(path), folder)
+
+
+def end_run(p: Params, run_id: str, status: str = "FINISHED") -> None:
+    """End a run: FINISHED, FAILED or KILLED (a pruned trial)."""
+    client(p).set_terminated(run_id, status=status)

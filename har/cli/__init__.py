@@ -14,13 +14,14 @@ from typing import Annotated
 
 import typer
 
-from har.cli import data, pipeline, serve, stack, stages
+from har.cli import data, pipeline, serve, stack, stages, tune
 from har.logging import setup_logging
 
 app = typer.Typer(help="Human activity recognition: recordings → validated windows → models → API.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(data.app, name="data")
 app.add_typer(stages.app)
+app.add_typer(tune.app)
 app.add_typer(serve.app)
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(stack.app, name="stack")

@@ -20,6 +20,9 @@ T = TypeVar("T")
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="Path to params.yaml.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Any params.yaml key: KEY=VALUE (YAML value, e.g. train.lr=0.001). Repeatable.")]
+SetFileOpt = Annotated[Path | None, typer.Option(
+    "--set-file", help="A YAML mapping of dotted params keys to values, applied before --set "
+    "(e.g. reports/tune/best_params.yaml from `har tune`).")]
 
 
 # The disk refusing a write: no space, a quota, or a file-size limit (RLIMIT_FSIZE).
@@ -71,16 +74,35 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def overrides(given: dict[str, Any] | None = None, sets: list[str] | None = None) -> dict[str, Any]:
-    """The command's options as dotted params keys (None = not given), then its --set values."""
+def read_set_file(path: Path) -> dict[str, Any]:
+    """A --set-file: a YAML mapping of dotted keys (``train.lr: 0.003``); BadParameter otherwise."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise typer.BadParameter(f"{path}: {err}", param_hint="--set-file") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict) or not all(isinstance(k, str) for k in doc):
+        raise typer.BadParameter(f"{path}: expected a mapping of dotted params keys to values",
+                                 param_hint="--set-file")
+    return doc
+
+
+def overrides(given: dict[str, Any] | None = None, sets: list[str] | None = None,
+              set_file: Path | None = None) -> dict[str, Any]:
+    """The command's options as dotted params keys (None = not given), then --set-file's values,
+    then its --set values."""
     merged = {k: v for k, v in (given or {}).items() if v is not None}
+    if set_file is not None:
+        merged.update(read_set_file(set_file))
     merged.update(parse_set(sets))
     return merged
 
 
-def params(path: Path, given: dict[str, Any] | None = None, sets: list[str] | None = None) -> Params:
-    """params.yaml with the command's options and --set values applied and validated."""
-    return run(load_params, path, overrides(given, sets))
+def params(path: Path, given: dict[str, Any] | None = None, sets: list[str] | None = None,
+           set_file: Path | None = None) -> Params:
+    """params.yaml with the command's options, --set-file and --set values applied and validated."""
+    return run(load_params, path, overrides(given, sets, set_file))
 
 
 def echo_summary(result: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from har.cli._common import ParamsOpt, SetOpt, overrides, params, run
+from har.cli._common import ParamsOpt, SetFileOpt, SetOpt, overrides, params, run
 
 app = typer.Typer(help="Run, deploy and serve the Prefect flows.", no_args_is_help=True)
 
@@ -29,6 +29,7 @@ def run_flow(
     lr: Annotated[float | None, typer.Option(help="train.lr")] = None,
     subjects: Annotated[list[int] | None, typer.Option("--subject", help="data.subjects")] = None,
     set_: SetOpt = None,
+    set_file: SetFileOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every stage.")] = False,
     stop_after: Annotated[str | None, typer.Option(help="Last stage to run (a dvc.yaml stage).")] = None,
     promote: Annotated[bool, typer.Option(
@@ -41,7 +42,7 @@ def run_flow(
 
     given = overrides({"train.model": model, "train.epochs": epochs, "train.batch_size": batch_size,
                        "train.lr": lr, "data.subjects": subjects or None,
-                       "registry.promotion_policy": "gate" if promote else None}, set_)
+                       "registry.promotion_policy": "gate" if promote else None}, set_, set_file)
     params(params_path, given)  # a bad key or value fails here, before Prefect starts
     from flows.training import training_pipeline
 
@@ -60,8 +61,8 @@ def serve(
     limit: Annotated[int | None, typer.Option(help="Max concurrent flow runs.")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Register the har-retrain and drift-check deployments and run their flow runs in this process
-    (the single-process alternative to `deploy` + a worker; Ctrl-C stops)."""
+    """Register the har-retrain, drift-check and har-tune deployments and run their flow runs in this
+    process (the single-process alternative to `deploy` + a worker; Ctrl-C stops)."""
     params(params_path)
     from flows.deploy import serve_deployments
 
@@ -70,8 +71,9 @@ def serve(
 
 @app.command("deploy")
 def deploy(params_path: ParamsOpt = Path("params.yaml")) -> None:
-    """Register har-retrain (pipeline.cron + drift trigger) and drift-check on pipeline.work_pool, with
-    the flow code from this checkout; a `prefect worker` on that pool runs them (PREFECT_API_URL)."""
+    """Register har-retrain (pipeline.cron + drift trigger), drift-check and har-tune (on demand) on
+    pipeline.work_pool, with the flow code from this checkout; a `prefect worker` on that pool runs
+    them (PREFECT_API_URL)."""
     p = params(params_path)
     from flows.deploy import deploy_to_work_pool
 

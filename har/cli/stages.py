@@ -4,12 +4,13 @@ options are dotted params keys (or `--set KEY=VALUE` for any key)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from har.cli._common import ParamsOpt, SetOpt, echo_summary, params, run
+from har.cli._common import ParamsOpt, SetFileOpt, SetOpt, echo_summary, overrides, params, run
 
 app = typer.Typer()
 
@@ -59,16 +60,28 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="train.batch_size")] = None,
     seed: Annotated[int | None, typer.Option(help="train.seed")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", min=1, help="Distributed data-parallel training on N processes (torchrun; gloo on CPU, "
+        "one GPU each on CUDA); the global batch stays train.batch_size.")] = 1,
     set_: SetOpt = None,
+    set_file: SetFileOpt = None,
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Stage train: fit on the training subjects, early stopping on validation subjects; MLflow run."""
-    from har.stages import model as stage
+    """Stage train: fit on the training subjects, early stopping on validation subjects; MLflow run.
+    `--set-file reports/tune/best_params.yaml` trains with the values `har tune` found."""
+    from har.training import distributed
 
     p = params(params_path, {"train.model": model, "train.epochs": epochs, "train.lr": lr,
-                             "train.batch_size": batch_size, "train.seed": seed}, set_)
+                             "train.batch_size": batch_size, "train.seed": seed}, set_, set_file)
+    if nproc > 1 and not distributed.is_torchrun_child():
+        n = run(distributed.plan_nproc, p.train, nproc)
+        if n > 1:
+            run(distributed.relaunch, p.train, n, sys.argv[1:])  # replaces this process
+    from har.stages import model as stage  # after the relaunch: the launcher need not import it
+
     out = run(stage.train, p, resume=resume)
-    typer.echo(f"{out['summary']} → {out['model_path']} (MLflow run {out['run_id']})")
+    if out.get("rank", 0) == 0:  # under torchrun, rank 0 speaks for the run
+        typer.echo(f"{out['summary']} → {out['model_path']} (MLflow run {out['run_id']})")
 
 
 @app.command("evaluate")
@@ -77,16 +90,25 @@ def evaluate(
     models: Annotated[list[str] | None, typer.Option("--model", help="evaluate.cv_models")] = None,
     folds: Annotated[int | None, typer.Option(help="evaluate.cv_folds")] = None,
     cv_epochs: Annotated[int | None, typer.Option(help="evaluate.cv_epochs")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="evaluate.cv_workers: folds as Prefect tasks on Dask (0 = one worker per CPU, or "
+        "pipeline.dask_address's cluster); 1 = in turn in this process")] = None,
     set_: SetOpt = None,
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Stage evaluate: test-subject metrics and confusion matrix; --cv: the subject k-fold table."""
     from har.stages import model as stage
 
-    p = params(params_path, {"evaluate.cv_models": models or None, "evaluate.cv_folds": folds,
-                             "evaluate.cv_epochs": cv_epochs}, set_)
+    given = overrides({"evaluate.cv_models": models or None, "evaluate.cv_folds": folds,
+                       "evaluate.cv_epochs": cv_epochs, "evaluate.cv_workers": workers}, set_)
+    p = params(params_path, given)
     if cv:
-        out = run(stage.evaluate_cv, p)
+        if p.evaluate.cv_workers == 1:
+            out = run(stage.evaluate_cv, p)
+        else:  # one Prefect task per (model, fold) on Dask
+            from flows.cv import run_cv
+
+            out = run(run_cv, params_path=str(params_path), overrides=given or None)
         typer.echo(out["table"])
         typer.echo(f"tables in {p.evaluate.cv_out_dir}")
         return
@@ -145,12 +167,13 @@ def run_all(
     data_only: Annotated[bool, typer.Option(help="Same as --until validate_windows.")] = False,
     promote_: PromoteFlag = False,
     set_: SetOpt = None,
+    set_file: SetFileOpt = None,
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Every dvc.yaml stage in order, as `dvc repro` runs them but without DVC's caching."""
     from har.pipeline import stages_until
     from har.stages import STAGES
 
-    p = params(params_path, {"registry.promotion_policy": "gate" if promote_ else None}, set_)
+    p = params(params_path, {"registry.promotion_policy": "gate" if promote_ else None}, set_, set_file)
     for stage in run(stages_until, p, "validate_windows" if data_only else until):
         typer.echo(f"{stage.name}: {run(STAGES[stage.name], p)['summary']}")

@@ -8,6 +8,7 @@ reaches training. Windows are rebuilt at the protocol's window length (3 s, 50 %
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,40 +25,66 @@ from har.training.train import fit_model
 FoldCallback = Callable[[dict], None]
 
 
-def cross_validate(w: Windows, classes: list[str], models: list[str], tp: TrainParams, *, folds: int,
-                   n_val: int, seed: int, window_s: float, overlap: float, epochs: int,
-                   on_fold: FoldCallback | None = None, show_progress: bool = False,
-                   skip: Callable[[str, int], bool] | None = None) -> pd.DataFrame:
-    """One row per (model, fold): macro-F1, accuracy, parameters, CPU training seconds.
+@dataclass(frozen=True)
+class FoldSplit:
+    """One fold of the protocol: its test subjects, and the training and validation subjects drawn
+    from the rest (1-based ``fold``)."""
 
-    ``skip(model, fold)`` lets a long benchmark resume: folds it returns True for are not run.
-    """
-    subjects = sorted(set(w.subject.tolist()))
-    rows = []
-    for k, fold in enumerate(group_kfold(subjects, folds, seed)):
-        # validation subjects for early stopping come out of this fold's training subjects
+    fold: int
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+
+def fold_splits(subjects: list[int], folds: int, n_val: int, seed: int) -> list[FoldSplit]:
+    """The protocol's folds: each subject tested once; a fold's validation subjects (for early
+    stopping) are a seeded draw from its training subjects. Leak-checked."""
+    out = []
+    for k, fold in enumerate(group_kfold(sorted(subjects), folds, seed)):
         rng = np.random.default_rng([seed, k])
         val = sorted(int(s) for s in rng.choice(fold["train"], size=n_val, replace=False))
         train = [s for s in fold["train"] if s not in val]
         check_no_leak({"train": train, "val": val, "test": fold["test"]})
-        parts = {"train": train, "val": val, "test": fold["test"]}
-        masks = {n: np.isin(w.subject, s) for n, s in parts.items()}
+        out.append(FoldSplit(k + 1, train, val, list(fold["test"])))
+    return out
+
+
+def run_fold(w: Windows, classes: list[str], model: str, tp: TrainParams, split: FoldSplit, *,
+             window_s: float, overlap: float, epochs: int, show_progress: bool = False) -> dict:
+    """Train ``model`` on one fold's training subjects and score its test subjects: one table row
+    (macro-F1, accuracy, parameters, CPU training seconds). A pure function of its inputs, so a
+    fold gives the same row in this process or on a Dask worker."""
+    masks = {n: np.isin(w.subject, getattr(split, n)) for n in ("train", "val", "test")}
+    meta = ModelMeta(model=model, classes=classes, channels=w.channels, rate_hz=w.rate_hz,
+                     window_len=w.X.shape[1], window_s=window_s, overlap=overlap,
+                     train_subjects=split.train, val_subjects=split.val, test_subjects=split.test,
+                     train_params=tp.model_dump(mode="json"))
+    trained, rep = fit_model(tp, meta, w.X[masks["train"]], w.y[masks["train"]], w.X[masks["val"]],
+                             w.y[masks["val"]], epochs=epochs, show_progress=show_progress)
+    y_test = w.y[masks["test"]]
+    pred = trained.predict_proba(w.X[masks["test"]]).argmax(1)
+    m = classification_metrics(y_test, pred, classes)
+    return {"model": model, "fold": split.fold, "test_subjects": " ".join(map(str, split.test)),
+            "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_test_windows": len(y_test),
+            "n_params": meta.n_params, "train_seconds": rep.train_seconds,
+            "epochs_run": rep.epochs_run, "best_epoch": rep.best_epoch}
+
+
+def cross_validate(w: Windows, classes: list[str], models: list[str], tp: TrainParams, *, folds: int,
+                   n_val: int, seed: int, window_s: float, overlap: float, epochs: int,
+                   on_fold: FoldCallback | None = None, show_progress: bool = False,
+                   skip: Callable[[str, int], bool] | None = None) -> pd.DataFrame:
+    """One row per (model, fold), folds in turn in this process (flows/cv.py runs them on Dask).
+
+    ``skip(model, fold)`` lets a long benchmark resume: folds it returns True for are not run.
+    """
+    rows = []
+    for split in fold_splits(sorted(set(w.subject.tolist())), folds, n_val, seed):
         for name in models:
-            if skip is not None and skip(name, k + 1):
+            if skip is not None and skip(name, split.fold):
                 continue
-            meta = ModelMeta(model=name, classes=classes, channels=w.channels, rate_hz=w.rate_hz,
-                             window_len=w.X.shape[1], window_s=window_s, overlap=overlap,
-                             train_subjects=train, val_subjects=val, test_subjects=fold["test"],
-                             train_params=tp.model_dump(mode="json"))
-            model, rep = fit_model(tp, meta, w.X[masks["train"]], w.y[masks["train"]], w.X[masks["val"]],
-                                   w.y[masks["val"]], epochs=epochs, show_progress=show_progress)
-            y_test = w.y[masks["test"]]
-            pred = model.predict_proba(w.X[masks["test"]]).argmax(1)
-            m = classification_metrics(y_test, pred, classes)
-            row = {"model": name, "fold": k + 1, "test_subjects": " ".join(map(str, fold["test"])),
-                   "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_test_windows": len(y_test),
-                   "n_params": meta.n_params, "train_seconds": rep.train_seconds,
-                   "epochs_run": rep.epochs_run, "best_epoch": rep.best_epoch}
+            row = run_fold(w, classes, name, tp, split, window_s=window_s, overlap=overlap, epochs=epochs,
+                           show_progress=show_progress)
             rows.append(row)
             if on_fold is not None:
                 on_fold(row)

@@ -7,10 +7,12 @@ MLflow run (the one `train` started; its id is in ``<train.out_dir>/trained/run.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from rich.progress import Progress
 
 from har import tracking
@@ -28,7 +30,15 @@ from har.contracts import (
 from har.data.ingest import read_recordings
 from har.data.own import channels_present
 from har.errors import DataError, HarError
-from har.evaluation.cv import FoldCallback, cross_validate, summarize, summary_markdown, write_cv_tables
+from har.evaluation.cv import (
+    FoldCallback,
+    FoldSplit,
+    cross_validate,
+    fold_splits,
+    summarize,
+    summary_markdown,
+    write_cv_tables,
+)
 from har.evaluation.metrics import (
     classification_metrics,
     confusion_frame,
@@ -45,6 +55,7 @@ from har.preprocess.windows import Windows, make_windows
 from har.registry.gate import DIGEST_TAG
 from har.training.bundle import ModelMeta, TrainedModel
 from har.training.data import SplitData, load_split_data
+from har.training.distributed import rank_context
 from har.training.loop import EpochCallback
 from har.training.train import fit_model
 
@@ -78,7 +89,11 @@ def train(p: Params, *, resume: bool = False, show_progress: bool = True,
     """Train params train.model on the training subjects; early stopping on validation subjects.
 
     ``on_epoch(epoch, metrics)`` is called after each epoch, after MLflow has the epoch's metrics
-    (the Prefect flow reports progress through it; har itself knows nothing of Prefect)."""
+    (the Prefect flow reports progress through it; har itself knows nothing of Prefect).
+
+    Under torchrun (`har train --nproc N`) every rank calls this; rank 0 alone opens the MLflow run,
+    writes checkpoints, the model, reports and run.json, and the other ranks return
+    ``{"rank": r, "summary": …}`` once trained."""
     tp, pp = p.train, p.preprocess
     data = load_split_data(pp.out_dir, pp.classes)
     X_tr, y_tr = data.part("train")
@@ -95,15 +110,19 @@ def train(p: Params, *, resume: bool = False, show_progress: bool = True,
             "rate_hz": str(meta.rate_hz), "window_s": str(meta.window_s), "overlap": str(meta.overlap)}
     params = {"train": tp.sections_for(tp.model), "preprocess": pp.model_dump(mode="json"),
               "split": p.split.model_dump(mode="json")}
-    exp_id = tracking.setup_mlflow(p)
     def epoch_done(epoch: int, metrics: dict[str, float]) -> None:
         tracking.log_metrics(metrics, step=epoch)
         if on_epoch is not None:
             on_epoch(epoch, metrics)
 
-    with tracking.training_run(p, checkpoints, resume=resume, tags=tags, params=params) as run:
+    with rank_context(tp) as rank, tracking.training_run(p, checkpoints, resume=resume, tags=tags,
+                                                         params=params, main=rank.is_main) as run:
         model, report = fit_model(tp, meta, X_tr, y_tr, X_val, y_val, checkpoint_dir=checkpoints,
-                                  resume=resume, on_epoch=epoch_done, show_progress=show_progress)
+                                  resume=resume, on_epoch=epoch_done if rank.is_main else None,
+                                  show_progress=show_progress and rank.is_main, rank=rank)
+        if not rank.is_main:
+            return {"rank": rank.rank, "summary": f"rank {rank.rank}/{rank.world_size}: trained "
+                    f"{report.epochs_run} epochs; rank 0 writes the model"}
         out = model.save(model_dir(p))
         metrics = {"val_macro_f1": report.val_macro_f1, "best_epoch": report.best_epoch,
                    "epochs_run": report.epochs_run, "train_seconds": report.train_seconds,
@@ -112,7 +131,7 @@ def train(p: Params, *, resume: bool = False, show_progress: bool = True,
         tracking.log_trained_model(model, out, X_val if len(X_val) else X_tr)
         history_png = write_history(report.history, tp.reports_dir)
         tracking.log_artifacts([history_png], "plots")
-        info = {"run_id": run.info.run_id, "experiment_id": exp_id, "data_digest": digest,
+        info = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "data_digest": digest,
                 "model": tp.model}
         write_json(out / RUN_FILE, info)
         write_json(tp.reports_dir / "metrics.json", metrics)
@@ -159,11 +178,18 @@ def cv_windows(p: Params) -> Windows:
                         pp.gravity_split, pp.gravity_cutoff_hz)
 
 
+# Runs the protocol's (model, fold) jobs somewhere else (flows/cv.py: Prefect tasks on Dask workers)
+# and returns one row per job, in job order, calling ``on_fold`` as each finishes.
+FoldExecutor = Callable[[list[tuple[str, FoldSplit]], FoldCallback], list[dict[str, Any]]]
+
+
 def evaluate_cv(p: Params, *, models: list[str] | None = None, show_progress: bool = True,
-                on_fold: FoldCallback | None = None) -> dict[str, Any]:
+                on_fold: FoldCallback | None = None, executor: FoldExecutor | None = None) -> dict[str, Any]:
     """`har evaluate --cv`: the WHAR subject k-fold protocol for every model in evaluate.cv_models.
 
-    ``on_fold(row)`` is called with each finished (model, fold) row, e.g. a flow's progress report."""
+    ``on_fold(row)`` is called with each finished (model, fold) row, e.g. a flow's progress report.
+    The folds run in turn in this process, or through ``executor`` (the Dask flow); the table is the
+    same either way: rows in (fold, model) order."""
     import mlflow
 
     ev, pp = p.evaluate, p.preprocess
@@ -181,9 +207,15 @@ def evaluate_cv(p: Params, *, models: list[str] | None = None, show_progress: bo
             if on_fold is not None:
                 on_fold(row)
 
-        results = cross_validate(w, pp.classes, models, p.train, folds=ev.cv_folds,
-                                 n_val=p.split.n_val_subjects, seed=p.split.seed, window_s=ev.cv_window_s,
-                                 overlap=ev.cv_overlap, epochs=ev.cv_epochs, on_fold=fold_done)
+        if executor is None:
+            results = cross_validate(w, pp.classes, models, p.train, folds=ev.cv_folds,
+                                     n_val=p.split.n_val_subjects, seed=p.split.seed,
+                                     window_s=ev.cv_window_s, overlap=ev.cv_overlap, epochs=ev.cv_epochs,
+                                     on_fold=fold_done)
+        else:
+            splits = fold_splits(sorted(set(w.subject.tolist())), ev.cv_folds, p.split.n_val_subjects,
+                                 p.split.seed)
+            results = pd.DataFrame(executor([(m, s) for s in splits for m in models], fold_done))
         paths = write_cv_tables(results, ev.cv_out_dir)
         summary = summarize(results)
         mlflow.set_tags({"stage": "cv", "git_commit": tracking.git_commit()})

@@ -5,6 +5,12 @@ Exact resume works because every source of randomness is derived from (seed, epo
 order, the augmentations and the dropout masks of epoch e are the same whether the run started at
 epoch 0 or resumed at e. Together with the saved model/optimizer/scheduler states, a resumed run
 ends with bit-identical weights to an uninterrupted one (on the same machine and thread count).
+
+Under torchrun (`har train --nproc N`, har.training.distributed) the model is wrapped in
+DistributedDataParallel, a DistributedSampler shares the windows out, and augmentations and dropout
+come from (seed, epoch, rank); every rank validates on all validation windows, so all of them make
+the same early-stopping decision. Only rank 0 writes checkpoints. ``train.precision: bf16`` autocasts
+the training forward pass and loss; the weights, validation and the returned model stay fp32 (on CPU).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +28,23 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.metrics import f1_score
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from har.config import TrainParams
 from har.errors import HarError
 from har.io import atomic_path
 from har.logging import get_logger
 from har.training.augment import augment_batch
+from har.training.distributed import (
+    Rank,
+    epoch_seed,
+    mean_over_ranks,
+    per_rank_batch,
+    resolve_device,
+    shard_sampler,
+    sync_buffers,
+    threads_per_rank,
+)
 
 log = get_logger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -53,14 +71,34 @@ def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities in fp32, computed on the device the model is on."""
     model.eval()
-    out = [torch.softmax(model(torch.from_numpy(X[i:i + batch_size])), dim=1).numpy()
+    device = next(model.parameters()).device
+    out = [torch.softmax(model(torch.from_numpy(X[i:i + batch_size]).to(device)), dim=1).cpu().numpy()
            for i in range(0, len(X), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def _digest(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _run_settings(tp: TrainParams, world_size: int) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed. The device is left out (a GPU checkpoint
+    resumes on CPU); precision and the world size only when not the defaults, so checkpoints of
+    single-process fp32 runs keep the digest they had before these settings existed."""
+    out = tp.model_dump(mode="json", exclude={"device", "precision"})
+    if tp.precision != "fp32":
+        out["precision"] = tp.precision
+    if world_size > 1:
+        out["world_size"] = world_size
+    return out
+
+
+def _autocast(precision: str, device: torch.device) -> Callable[[], AbstractContextManager[Any]]:
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext
 
 
 def _progress(disable: bool) -> Progress:
@@ -73,17 +111,25 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
                y_val: np.ndarray, tp: TrainParams, channels: list[str], n_classes: int, *,
                checkpoint_dir: Path | None = None, resume: bool = False,
                on_epoch: EpochCallback | None = None, epochs: int | None = None,
-               show_progress: bool = True) -> TrainResult:
-    """Train ``model`` in place; on return it holds the weights of the best validation epoch."""
+               show_progress: bool = True, rank: Rank | None = None) -> TrainResult:
+    """Train ``model`` in place; on return it holds the weights of the best validation epoch, in
+    fp32 on the CPU. ``rank``: this process's place under torchrun (default: rank 0 of 1 on
+    train.device)."""
     epochs = epochs or tp.epochs
-    torch.set_num_threads(tp.num_threads)
+    rank = rank or Rank(device=resolve_device(tp.device))
+    device, world = rank.device, rank.world_size
+    torch.set_num_threads(threads_per_rank(tp.num_threads, world))
     torch.manual_seed(tp.seed)
     if len(X_val) == 0:
         raise HarError("training: no validation windows; early stopping needs validation subjects")
+    model.to(device)  # before the optimizer takes the parameters
     weights = class_weights(y_train, n_classes) if tp.class_weighted else np.ones(n_classes)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32).to(device))
     opt = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
-    steps_per_epoch = max(1, -(-len(X_train) // tp.batch_size))
+    batch_size = per_rank_batch(tp.batch_size, world)
+    sampler = shard_sampler(len(X_train), tp.seed, rank) if rank.distributed else None
+    n_local = len(sampler) if sampler is not None else len(X_train)
+    steps_per_epoch = max(1, -(-n_local // batch_size))
     total = epochs * steps_per_epoch
     if tp.schedule == "onecycle":
         sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -91,7 +137,7 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
     else:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     channel_std = X_train.reshape(-1, X_train.shape[2]).std(axis=0)
-    cfg_digest = _digest({"train": tp.model_dump(mode="json"), "epochs": epochs, "n": len(X_train),
+    cfg_digest = _digest({"train": _run_settings(tp, world), "epochs": epochs, "n": len(X_train),
                           "x": float(X_train[:: max(1, len(X_train) // 64)].sum()),
                           "channels": channels})
 
@@ -101,34 +147,50 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
     if resume:
         if ckpt is None or not ckpt.exists():
             raise HarError(f"--resume: no checkpoint at {ckpt}; run `har train` without --resume")
-        state = torch.load(ckpt, weights_only=False)
+        # every rank reads rank 0's checkpoint, onto its own device
+        state = torch.load(ckpt, map_location=device, weights_only=False)
         if state["config_digest"] != cfg_digest:
-            raise HarError(f"--resume: {ckpt} was written with different params or data; "
-                           "resume only continues the same run")
+            raise HarError(f"--resume: {ckpt} was written with different params or data (or another "
+                           "--nproc); resume only continues the same run")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         best_state, best_f1, best_epoch = state["best_state"], state["best_f1"], state["best_epoch"]
         bad, history, start = state["bad_epochs"], state["history"], state["epoch"] + 1
-        log.info("resuming from %s at epoch %d", ckpt, start)
+        if rank.is_main:
+            log.info("resuming from %s at epoch %d", ckpt, start)
         if state.get("finished"):
             start = epochs
 
+    # DDP averages the gradients of all ranks in backward(); ``model`` stays the unwrapped network
+    # (checkpoints, validation and the result hold its weights, without DDP's "module." prefix)
+    net: nn.Module = model
+    if rank.distributed:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast = _autocast(tp.precision, device)
     stopped = False
-    with _progress(disable=not show_progress) as progress:
+    with _progress(disable=not (show_progress and rank.is_main)) as progress:
         for epoch in range(start, epochs):
-            # All randomness of this epoch comes from (seed, epoch): resume-safe.
-            torch.manual_seed(tp.seed * 1000 + epoch)
-            rng = np.random.default_rng([tp.seed, epoch])
-            order = rng.permutation(len(X_train))
+            # All randomness of this epoch comes from (seed, epoch), and (seed, epoch, rank) under
+            # torchrun: resume-safe.
+            if sampler is None:
+                torch.manual_seed(tp.seed * 1000 + epoch)
+                rng = np.random.default_rng([tp.seed, epoch])
+                order = rng.permutation(len(X_train))
+            else:
+                torch.manual_seed(epoch_seed(tp.seed, epoch, rank.rank))
+                rng = np.random.default_rng([tp.seed, epoch, rank.rank])
+                sampler.set_epoch(epoch)
+                order = np.fromiter(sampler, dtype=np.int64, count=n_local)
             model.train()
             task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{epochs}", loss=0.0)
             running = 0.0
             for step in range(steps_per_epoch):
-                idx = order[step * tp.batch_size:(step + 1) * tp.batch_size]
+                idx = order[step * batch_size:(step + 1) * batch_size]
                 xb = augment_batch(X_train[idx], channels, tp.augment, channel_std, rng)
-                logits = model(torch.from_numpy(xb))
-                loss = loss_fn(logits, torch.from_numpy(y_train[idx]))
+                with autocast():
+                    logits = net(torch.from_numpy(xb).to(device))
+                    loss = loss_fn(logits, torch.from_numpy(y_train[idx]).to(device))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), tp.grad_clip)
@@ -137,10 +199,15 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
                 running += float(loss.detach())
                 progress.update(task, advance=1, loss=running / (step + 1))
             progress.remove_task(task)
+            train_loss = running / steps_per_epoch
+            if rank.distributed:
+                sync_buffers(model)
+                train_loss = mean_over_ranks(train_loss, device)
+            # every rank scores all validation windows with the same weights: the same decisions
             val_pred = predict_proba(model, X_val).argmax(1)
             val_f1 = float(f1_score(y_val, val_pred, average="macro", labels=np.unique(y_val),
                                     zero_division=0))
-            metrics = {"train_loss": running / steps_per_epoch, "val_macro_f1": val_f1,
+            metrics = {"train_loss": train_loss, "val_macro_f1": val_f1,
                        "val_accuracy": float((val_pred == y_val).mean()), "lr": sched.get_last_lr()[0]}
             history.append({"epoch": epoch + 1, **metrics})
             if val_f1 > best_f1:
@@ -149,9 +216,10 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
             else:
                 bad += 1
             stopped = bad >= tp.patience and epoch + 1 >= tp.min_epochs
-            log.info("epoch %d/%d loss %.4f val macro-F1 %.4f%s", epoch + 1, epochs,
-                     metrics["train_loss"], val_f1, " (best)" if best_epoch == epoch + 1 else "")
-            if ckpt is not None:
+            if rank.is_main:
+                log.info("epoch %d/%d loss %.4f val macro-F1 %.4f%s", epoch + 1, epochs,
+                         metrics["train_loss"], val_f1, " (best)" if best_epoch == epoch + 1 else "")
+            if ckpt is not None and rank.is_main:
                 _save_checkpoint(ckpt, {
                     "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(), "best_state": best_state, "best_f1": best_f1,
@@ -160,9 +228,12 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
             if on_epoch is not None:
                 on_epoch(epoch + 1, metrics)
             if stopped:
-                log.info("early stop: no val macro-F1 gain for %d epochs", tp.patience)
+                if rank.is_main:
+                    log.info("early stop: no val macro-F1 gain for %d epochs", tp.patience)
                 break
+    del net  # DDP's hooks and buckets go with the wrapper
     model.load_state_dict(best_state)
+    model.to("cpu")  # what export, MLflow and later stages take
     model.eval()
     return TrainResult(best_epoch, best_f1, len(history), history, stopped)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -13,6 +14,9 @@ from har.config import TrainParams
 from har.models import build_model, get_model
 from har.training.bundle import ModelMeta, TrainedModel
 from har.training.loop import EpochCallback, class_weights, train_deep
+
+if TYPE_CHECKING:
+    from har.training.distributed import Rank
 
 
 @dataclass
@@ -27,11 +31,12 @@ class FitReport:
 def fit_model(tp: TrainParams, meta: ModelMeta, X_train: np.ndarray, y_train: np.ndarray,
               X_val: np.ndarray, y_val: np.ndarray, *, checkpoint_dir: Path | None = None,
               resume: bool = False, on_epoch: EpochCallback | None = None, epochs: int | None = None,
-              show_progress: bool = True) -> tuple[TrainedModel, FitReport]:
+              show_progress: bool = True, rank: Rank | None = None) -> tuple[TrainedModel, FitReport]:
     """Train ``meta.model`` (named in params train.model) on training-subject windows.
 
     Deep models get their input standardisation fitted here, on ``X_train`` only; the classic
-    model's features are scale-free enough for trees and need none.
+    model's features are scale-free enough for trees and need none. ``rank``: this process's place
+    under torchrun (har.training.distributed); default: one process on train.device.
     """
     entry = get_model(meta.model)
     n_classes, n_ch = len(meta.classes), len(meta.channels)
@@ -63,7 +68,7 @@ def fit_model(tp: TrainParams, meta: ModelMeta, X_train: np.ndarray, y_train: np
     meta.n_params = n_parameters(net)
     result = train_deep(net, X_train, y_train, X_val, y_val, tp, meta.channels, n_classes,
                         checkpoint_dir=checkpoint_dir, resume=resume, on_epoch=on_epoch, epochs=epochs,
-                        show_progress=show_progress)
+                        show_progress=show_progress, rank=rank)
     report = FitReport(result.best_val_macro_f1, result.best_epoch, result.epochs_run,
                        time.perf_counter() - t0, result.history)
     return TrainedModel(meta, net=net), report

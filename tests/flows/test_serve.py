@@ -94,8 +94,8 @@ def test_serve_registers_scheduled_deployments(server: tuple[str, dict[str, str]
     try:
         deadline = time.monotonic() + 120
         found: dict[str, Any] = {}
-        while len(found) < 2:
-            for name in ("training-pipeline/har-retrain", "drift-check/drift-check"):
+        while len(found) < 3:
+            for name in ("training-pipeline/har-retrain", "drift-check/drift-check", "tune/har-tune"):
                 with contextlib.suppress(ObjectNotFound):
                     found[name] = _deployment(api, name)
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
@@ -110,3 +110,5 @@ def test_serve_registers_scheduled_deployments(server: tuple[str, dict[str, str]
     assert drift.cron == "*/30 * * * *"
     retrain_params = found["training-pipeline/har-retrain"].parameters
     assert retrain_params == {"params_path": "params.yaml", "promotion_policy": "gate"}
+    assert found["tune/har-tune"].schedules == []  # on demand only
+    assert found["tune/har-tune"].parameters == {"params_path": "params.yaml"}

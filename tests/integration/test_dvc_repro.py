@@ -1,6 +1,6 @@
 """`dvc repro` on a clone runs fetch → … → register to a champion; a second run does nothing;
 `dvc exp run -S train.lr=…` re-runs from train with the new value, registers its model and leaves
-the champion where it was."""
+the champion where it was; `dvc repro tune/dvc.yaml` (never a plain `dvc repro`) runs the search."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def test_dvc_repro_to_champion(tmp_path: Path) -> None:
     params["train"].update(epochs=2, cnn1d={"channels": [16, 32], "kernel_size": 5, "dropout": 0.1})
     params["registry"]["min_macro_f1"] = 0.05  # 2 epochs on 2 subjects: the gate floor is for real runs
     params["export"]["latency_runs"] = 20
+    params["tune"].update(model="classic", sampler="random", n_trials=2, workers=1,
+                          space={"classic": {"train.classic.max_iter": {"choices": [10, 20]}}})
     (clone / "params.yaml").write_text(yaml.safe_dump(params))
     subprocess.run(["git", "commit", "-qam", "small run"], cwd=clone, check=True,
                    env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
@@ -51,6 +53,7 @@ def test_dvc_repro_to_champion(tmp_path: Path) -> None:
         assert f"Running stage '{stage}'" in first.stdout
     registry = json.loads((clone / "reports" / "registry.json").read_text())
     assert registry["promotion"]["promoted"], registry
+    assert "tune" not in first.stdout and not (clone / "reports" / "tune").exists()  # only when asked
 
     # the champion loads by alias from the project's SQLite store
     check = ("import mlflow, onnxruntime as ort, pathlib;"
@@ -88,6 +91,13 @@ def test_dvc_repro_to_champion(tmp_path: Path) -> None:
     assert decision in ("dry-run: would promote", "dry-run: would reject")
     registry = json.loads((clone / "reports" / "registry.json").read_text())
     assert registry["promotion"]["dry_run"] and not registry["promotion"]["promoted"]
+
+    # tuning is a DVC stage of its own pipeline file: it runs when asked for, and then it is in sync
+    tuned = run("repro", "tune/dvc.yaml")
+    assert "Running stage 'tune/dvc.yaml:tune'" in tuned.stdout
+    best = yaml.safe_load((clone / "reports" / "tune" / "best_params.yaml").read_text())
+    assert best["train.classic.max_iter"] in (10, 20)
+    assert "Data and pipelines are up to date" in run("status", "tune/dvc.yaml").stdout
 
     # the default (local) remote: created on the first push, and a pull restores every cached output
     remote = (clone / ".dvc" / "../../har-dvc-remote").resolve()

@@ -202,3 +202,18 @@ def test_architecture_diagram_is_generated_from_dvc_yaml() -> None:
     res = subprocess.run([sys.executable, str(REPO / "docs" / "tools" / "render_dag.py"), "--check"],
                          capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, "docs/architecture.md's diagram is stale: run `make dag`"
+
+
+def test_the_tune_stage_declares_the_code_it_runs() -> None:
+    """tune/dvc.yaml (run only when asked: `dvc repro tune/dvc.yaml`) lists every har module the
+    search runs, like the pipeline's stages, and runs from the project root with its params.yaml."""
+    from har.stages.tune import tune
+
+    p = load_params(REPO / "params.yaml")
+    (declared,) = load_pipeline(p, REPO / "tune" / "dvc.yaml")
+    assert declared.name == "tune" and declared.cmd == "har tune" and "tune" in declared.params
+    deps = [d.resolve() for d in declared.deps]
+    needed = {m: _module_file(m) for m in _har_modules(tune) - INFRASTRUCTURE}
+    missing = sorted(m for m, f in needed.items() if not any(f == d or d in f.parents for d in deps))
+    assert not missing, f"tune/dvc.yaml runs {missing} but does not list them in its deps"
+    assert {o.name for o in declared.outs} >= {"best_params.yaml", "study.json"}
