@@ -52,7 +52,7 @@ def test_models_are_found_without_importing_torch() -> None:
             "from har.models import model_names; print(model_names(), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout
-    assert out.strip() == "['classic', 'cnn1d', 'deepconvlstm', 'tinyhar'] False"
+    assert out.strip() == "['classic', 'cnn1d', 'deepconvlstm', 'sepcnn', 'tinyhar'] False"
 
 
 def test_a_new_model_is_one_module_and_a_params_section(project: Params, tmp_path: Path,
