@@ -6,10 +6,11 @@ Usage: python benchmarks/scale.py [--only cv tune ddp precision] [--epochs 3] [-
 Needs all of HAPT windowed in data/processed (`HAR_DATA_MIRROR=../shared/datasets har run --until
 validate_windows`). Each section is a ``measure_*`` function returning a dict, stored under its own
 key of benchmarks/results/scale.json; the keys of sections not run are kept.
-- ``cv``: the 10-fold subject protocol of ``classic``, folds in turn in one process (`har evaluate
-  --cv --workers 1`, the default 2 threads) against the Prefect flow on a Dask LocalCluster of 2
-  single-threaded workers (`--workers 2`); the flow's time includes starting the cluster, not the
-  Prefect API (started once before, as a server would be); the per-fold macro-F1 of both must agree;
+- ``cv`` / ``cv_deep``: the 10-fold subject protocol of ``classic`` / ``sepcnn`` (a few epochs),
+  folds in turn in one process (`har evaluate --cv --workers 1`, train.num_threads 2 and 1) against
+  the Prefect flow on a Dask LocalCluster of 2 single-threaded workers (`--workers 2`); the flow's
+  time includes starting the cluster, not the Prefect API (started once before, as a server would
+  be); the per-fold macro-F1 of both must agree;
 - ``tune``: trials per hour of `har tune` (TPE, cnn1d, tune.workers 2 on Dask) with the median pruner
   and without pruning, the same budget and seed;
 - ``ddp``: training epochs per second, `har train` in one process vs `har train --nproc N`, the same
@@ -66,55 +67,65 @@ def _project(root: Path, model: str, epochs: int, **train: Any) -> Path:
     return root / "params.yaml"
 
 
-def _cv_project(root: Path) -> Path:
+def _cv_project(root: Path, **evaluate: Any) -> Path:
     import yaml
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["data"]["interim_path"] = str(REPO / raw["data"]["interim_path"])
-    raw["evaluate"]["cv_out_dir"] = str(root / "cv")
+    raw["evaluate"].update(cv_out_dir=str(root / "cv"), **evaluate)
     raw["tracking"].update(uri=f"sqlite:///{root / 'mlflow.db'}", artifact_dir=str(root / "mlartifacts"))
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     return root / "params.yaml"
 
 
-def measure_cv(*, model: str = "classic", workers: int = 2) -> dict[str, Any]:
-    """The 10-fold protocol of ``model``: serial in this process vs the Dask flow with ``workers``."""
+def measure_cv(*, model: str = "classic", workers: int = 2, epochs: int | None = None) -> dict[str, Any]:
+    """The 10-fold protocol of ``model``: in turn in this process (train.num_threads as configured,
+    and on one thread) vs the Dask flow with ``workers`` single-threaded workers."""
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.cv import run_cv
     from har.config import load_params
     from har.stages.model import evaluate_cv
 
-    out: dict[str, Any] = {"model": model, "workers": workers}
+    out: dict[str, Any] = {"model": model, "workers": workers, "epochs": epochs}
+    folds: dict[str, dict[int, float]] = {}
     with tempfile.TemporaryDirectory(prefix="har-scale-cv-") as tmp:
-        params = _cv_project(Path(tmp))
-        load = os.getloadavg()[0]
-        t0 = time.perf_counter()
-        serial = evaluate_cv(load_params(params, {"evaluate.cv_workers": 1}), models=[model],
-                             show_progress=False)
-        out["serial"] = {"seconds": round(time.perf_counter() - t0, 1), "load_avg_1m_before": round(load, 2),
-                         "threads": load_params(params).train.num_threads}
+        params = _cv_project(Path(tmp), **({"cv_epochs": epochs} if epochs else {}))
+        threads = load_params(params).train.num_threads
+        for name, t in (("serial", threads), ("serial_1thread", 1)):
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            res = evaluate_cv(load_params(params, {"evaluate.cv_workers": 1, "train.num_threads": t,
+                                                   "evaluate.cv_out_dir": str(Path(tmp) / name)}),
+                              models=[model], show_progress=False)
+            out[name] = {"seconds": round(time.perf_counter() - t0, 1), "threads": t,
+                         "load_avg_1m_before": round(load, 2)}
+            folds[name] = _folds(res)
+            print(f"cv: {name}: {out[name]}", flush=True)
         with prefect_test_harness(server_startup_timeout=120):  # the API is up before the clock starts
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
-            flow = run_cv(str(params), overrides={"evaluate.cv_workers": workers}, models=[model])
+            res = run_cv(str(params), models=[model], overrides={
+                "evaluate.cv_workers": workers, "evaluate.cv_out_dir": str(Path(tmp) / "dask")})
             out["dask"] = {"seconds": round(time.perf_counter() - t0, 1),
                            "load_avg_1m_before": round(load, 2), "threads_per_worker": 1}
-    a = {r["fold"]: r["macro_f1"] for r in _folds(serial)}
-    b = {r["fold"]: r["macro_f1"] for r in _folds(flow)}
-    out["folds_equal"] = a == b
-    out["macro_f1_mean"] = round(sum(a.values()) / len(a), 4)
+            folds["dask"] = _folds(res)
+    out["folds_equal"] = folds["dask"] == folds["serial_1thread"]  # one thread each: the same sums
+    out["macro_f1_mean"] = round(sum(folds["serial"].values()) / len(folds["serial"]), 4)
     out["speedup"] = round(out["serial"]["seconds"] / out["dask"]["seconds"], 3)
+    out["speedup_vs_1thread"] = round(out["serial_1thread"]["seconds"] / out["dask"]["seconds"], 3)
     out |= {"machine": _machine(), "measured": time.strftime("%Y-%m-%d")}
     print(f"cv: {out}", flush=True)
     return out
 
 
-def _folds(result: dict[str, Any]) -> list[dict[str, Any]]:
+def _folds(result: dict[str, Any]) -> dict[int, float]:
+    """Fold → macro-F1 of a CV result's table."""
     import pandas as pd
 
-    return pd.read_csv(result["paths"]["folds"]).to_dict(orient="records")
+    table = pd.read_csv(result["paths"]["folds"])
+    return dict(zip(table["fold"].astype(int), table["macro_f1"].round(10), strict=True))
 
 
 def measure_tune(*, model: str = "cnn1d", n_trials: int = 8, epochs: int = 8,
@@ -215,6 +226,7 @@ def measure_precision(*, model: str = "cnn1d", epochs: int = 3, threads: int = 2
 def main() -> None:
     sections: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
         "cv": lambda a: measure_cv(workers=a.workers),
+        "cv_deep": lambda a: measure_cv(model="sepcnn", workers=a.workers, epochs=a.cv_epochs),
         "tune": lambda a: measure_tune(model=a.model, workers=a.workers, n_trials=a.trials,
                                        epochs=a.tune_epochs),
         "ddp": lambda a: measure_ddp(model=a.model, epochs=a.epochs, nproc=a.nproc, batch_size=a.batch_size,
@@ -229,6 +241,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64, help="the global batch of the ddp runs")
     ap.add_argument("--threads", type=int, default=2, help="train.num_threads (ddp: of all processes)")
     ap.add_argument("--workers", type=int, default=2, help="Dask workers of the cv and tune sections")
+    ap.add_argument("--cv-epochs", type=int, default=5, help="cv_deep: epochs per fold")
     ap.add_argument("--trials", type=int, default=8, help="tune: trials per study")
     ap.add_argument("--tune-epochs", type=int, default=8, help="tune: epochs per trial")
     ap.add_argument("--out", type=Path, default=RESULTS)

@@ -19,8 +19,8 @@ from har.evaluation.metrics import classification_metrics
 from har.io import atomic_path
 from har.preprocess.splits import check_no_leak, group_kfold
 from har.preprocess.windows import Windows
-from har.training.bundle import ModelMeta
-from har.training.train import fit_model
+from har.training.bundle import ModelMeta, TrainedModel
+from har.training.train import FitReport, fit_model
 
 FoldCallback = Callable[[dict], None]
 
@@ -49,24 +49,38 @@ def fold_splits(subjects: list[int], folds: int, n_val: int, seed: int) -> list[
     return out
 
 
+def fold_masks(w: Windows, split: FoldSplit) -> dict[str, np.ndarray]:
+    """Which windows are the fold's training, validation and test windows (by subject)."""
+    return {n: np.isin(w.subject, getattr(split, n)) for n in ("train", "val", "test")}
+
+
+def fit_fold(w: Windows, classes: list[str], model: str, tp: TrainParams, split: FoldSplit, *,
+             window_s: float, overlap: float, epochs: int,
+             show_progress: bool = False) -> tuple[TrainedModel, FitReport]:
+    """Train ``model`` on one fold's training subjects, early-stopping on its validation subjects."""
+    masks = fold_masks(w, split)
+    meta = ModelMeta(model=model, classes=classes, channels=w.channels, rate_hz=w.rate_hz,
+                     window_len=w.X.shape[1], window_s=window_s, overlap=overlap,
+                     train_subjects=split.train, val_subjects=split.val, test_subjects=split.test,
+                     train_params=tp.model_dump(mode="json"))
+    return fit_model(tp, meta, w.X[masks["train"]], w.y[masks["train"]], w.X[masks["val"]],
+                     w.y[masks["val"]], epochs=epochs, show_progress=show_progress)
+
+
 def run_fold(w: Windows, classes: list[str], model: str, tp: TrainParams, split: FoldSplit, *,
              window_s: float, overlap: float, epochs: int, show_progress: bool = False) -> dict:
     """Train ``model`` on one fold's training subjects and score its test subjects: one table row
     (macro-F1, accuracy, parameters, CPU training seconds). A pure function of its inputs, so a
     fold gives the same row in this process or on a Dask worker."""
-    masks = {n: np.isin(w.subject, getattr(split, n)) for n in ("train", "val", "test")}
-    meta = ModelMeta(model=model, classes=classes, channels=w.channels, rate_hz=w.rate_hz,
-                     window_len=w.X.shape[1], window_s=window_s, overlap=overlap,
-                     train_subjects=split.train, val_subjects=split.val, test_subjects=split.test,
-                     train_params=tp.model_dump(mode="json"))
-    trained, rep = fit_model(tp, meta, w.X[masks["train"]], w.y[masks["train"]], w.X[masks["val"]],
-                             w.y[masks["val"]], epochs=epochs, show_progress=show_progress)
-    y_test = w.y[masks["test"]]
-    pred = trained.predict_proba(w.X[masks["test"]]).argmax(1)
+    trained, rep = fit_fold(w, classes, model, tp, split, window_s=window_s, overlap=overlap, epochs=epochs,
+                            show_progress=show_progress)
+    test = fold_masks(w, split)["test"]
+    y_test = w.y[test]
+    pred = trained.predict_proba(w.X[test]).argmax(1)
     m = classification_metrics(y_test, pred, classes)
     return {"model": model, "fold": split.fold, "test_subjects": " ".join(map(str, split.test)),
             "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_test_windows": len(y_test),
-            "n_params": meta.n_params, "train_seconds": rep.train_seconds,
+            "n_params": trained.meta.n_params, "train_seconds": rep.train_seconds,
             "epochs_run": rep.epochs_run, "best_epoch": rep.best_epoch}
 
 

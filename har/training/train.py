@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.metrics import f1_score
+from threadpoolctl import threadpool_limits
 
 from har.config import TrainParams
 from har.models import build_model, get_model
@@ -45,7 +46,11 @@ def fit_model(tp: TrainParams, meta: ModelMeta, X_train: np.ndarray, y_train: np
         clf = entry.build(tp.model_params(meta.model), meta.channels, meta.window_len, meta.rate_hz,
                           n_classes, tp.seed)
         w = class_weights(y_train, n_classes)[y_train] if tp.class_weighted else None
-        clf.fit(X_train, y_train, sample_weight=w)
+        # train.num_threads bounds every pool the fit uses (torch's, and the OpenMP threads of the
+        # boosted trees), so one setting means the same for every model and Dask workers don't
+        # oversubscribe the cores
+        with threadpool_limits(limits=tp.num_threads):
+            clf.fit(X_train, y_train, sample_weight=w)
         model = TrainedModel(meta, classic=clf)
         meta.n_params = int(clf.n_params)
         pred = clf.predict_proba(X_val).argmax(1)
