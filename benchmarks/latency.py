@@ -13,9 +13,15 @@ Without models/trained (or for a classic model) only ONNX Runtime is timed, and 
 does not depend on the weight values) is exported with ``har.export.onnx.export_onnx`` to a
 temporary folder and timed on both.
 
+``--compare cnn1d sepcnn …`` times several architectures in one run, each exported untrained at
+the protocol's 3 s window (``--window-len``, 150 samples): ONNX Runtime fp32 and, for the models
+named in ``--int8``, the static int8 export (har.export.quantize, calibrated on ``--window-len``
+synthetic windows: latency does not depend on the calibration) beside torch eager. They go to the
+``models`` key of latency.json, which the Pareto figure of benchmarks/quality.py reads.
+
 Batch 1: intra-op threads 1 for both runtimes (fastest for single windows; the server's setting).
 Batched: ``--batch`` windows per call with ``--batch-threads`` threads. Results go to
-benchmarks/results/latency.json.
+benchmarks/results/latency.json (the other keys of the file are kept).
 """
 
 from __future__ import annotations
@@ -97,23 +103,60 @@ def _with_softmax(net):
     return torch.nn.Sequential(net, torch.nn.Softmax(dim=-1)).eval()
 
 
-def untrained_export(name: str, out_dir: Path, params_path: Path):
-    """``build_model(name, TrainParams(), 6, 12)`` (seed 0) exported by har.export → (onnx, torch net)."""
+def untrained_export(name: str, out_dir: Path, params_path: Path, window_len: int = 128):
+    """``build_model(name)`` sized by params.yaml's ``train.<name>`` (seed 0), exported by har.export
+    → (onnx, torch net)."""
     import torch
 
-    from har.config import TrainParams, load_params
+    from har.config import load_params
     from har.export.onnx import export_onnx
     from har.models import build_model
     from har.training.bundle import ModelMeta, TrainedModel
 
-    tp = TrainParams()
-    classes = load_params(params_path).preprocess.classes
+    p = load_params(params_path)
+    tp, classes = p.train, p.preprocess.classes
     torch.manual_seed(0)
     net = build_model(name, tp, len(CHANNELS), len(classes)).eval()
-    meta = ModelMeta(model=name, classes=classes, channels=CHANNELS, rate_hz=50.0, window_len=128,
-                     window_s=2.56, overlap=0.5, train_params=tp.model_dump(mode="json"))
+    meta = ModelMeta(model=name, classes=classes, channels=CHANNELS, rate_hz=50.0, window_len=window_len,
+                     window_s=window_len / 50.0, overlap=0.5, train_params=tp.model_dump(mode="json"))
     path = export_onnx(TrainedModel(meta, net=net), out_dir / f"{name}.onnx")
     return path, _with_softmax(net)
+
+
+def compare(names: list[str], int8: list[str], params_path: Path, window_len: int, runs: int, batch: int,
+            batch_threads: int) -> dict[str, dict[str, float]]:
+    """ORT fp32 (and int8) against torch eager for each architecture, untrained, at ``window_len``."""
+    import torch
+
+    from har.export.quantize import quantize_int8
+    from har.serving.model import make_session
+
+    out: dict[str, dict[str, float]] = {}
+    rng = np.random.default_rng(0)
+    scale = np.array([0.3] * 3 + [0.5] * 3)
+    xb = (rng.normal(size=(batch, window_len, len(CHANNELS))) * scale).astype(np.float32)
+    tmp = Path(tempfile.mkdtemp())
+    for name in names:
+        onnx_path, net = untrained_export(name, tmp, params_path, window_len)
+        variants = {name: onnx_path}
+        if name in int8:
+            variants[f"{name}-int8"] = quantize_int8(onnx_path, tmp / f"{name}.int8.onnx", xb)
+        t1, tb = torch.from_numpy(xb[:1]), torch.from_numpy(xb)
+        with torch.inference_mode():
+            torch.set_num_threads(1)
+            torch_b1 = _stats(_time_calls(lambda net=net, t1=t1: net(t1), runs))["p50_ms"]
+            torch.set_num_threads(batch_threads)
+            torch_wps = _throughput(lambda net=net, tb=tb: net(tb), batch)
+        for label, path in variants.items():
+            s1, sb = make_session(path, 1), make_session(path, batch_threads)
+            b1 = _stats(_time_calls(lambda s1=s1: s1.run(["probs"], {"window": xb[:1]}), runs))
+            wps = _throughput(lambda sb=sb: sb.run(["probs"], {"window": xb}), batch)
+            out[label] = {"ort_b1_p50_ms": b1["p50_ms"], "ort_b1_p99_ms": b1["p99_ms"],
+                          "ort_batched_wps": wps, "torch_b1_p50_ms": torch_b1, "torch_batched_wps": torch_wps,
+                          "speedup_b1_p50": torch_b1 / b1["p50_ms"], "onnx_bytes": path.stat().st_size}
+            print(f"{label:<16} ORT b1 p50 {b1['p50_ms']:.4f} ms ({torch_b1 / b1['p50_ms']:.1f}× torch "
+                  f"{torch_b1:.4f}), batched {wps:,.0f} windows/s, {path.stat().st_size:,} bytes", flush=True)
+    return out
 
 
 def trained_torch(trained_dir: Path):
@@ -133,8 +176,12 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, help="ONNX file to time (default: the champion, models/model.onnx)")
     ap.add_argument("--trained", type=Path, default=Path("models/trained"),
                     help="`har train` output whose network is the torch side (default: models/trained)")
-    ap.add_argument("--model", choices=["cnn1d", "deepconvlstm", "tinyhar"],
-                    help="time an untrained build_model(NAME) exported to a temp dir instead")
+    ap.add_argument("--model", help="time an untrained build_model(NAME) exported to a temp dir instead")
+    ap.add_argument("--compare", nargs="+", metavar="NAME",
+                    help="time these architectures (untrained, --window-len) into latency.json's `models`")
+    ap.add_argument("--int8", nargs="*", default=["sepcnn"], metavar="NAME",
+                    help="with --compare: also the int8 export of these")
+    ap.add_argument("--window-len", type=int, default=150, help="with --compare: samples per window")
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--runs", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=256)
@@ -147,6 +194,18 @@ def main() -> None:
 
     from har.serving.model import make_session, open_onnx
 
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.compare:
+        models = compare(args.compare, args.int8, args.params, args.window_len, args.runs, args.batch,
+                         args.batch_threads)
+        previous["models"] = {**previous.get("models", {}), **models}
+        previous["models_config"] = {"window_len": args.window_len, "batch": args.batch,
+                                     "batch_threads": args.batch_threads, "runs": args.runs,
+                                     "loadavg_1m_at_end": os.getloadavg()[0],
+                                     "measured": time.strftime("%Y-%m-%d")}
+        args.out.write_text(json.dumps(previous, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return
     if args.model:
         onnx_path, net = untrained_export(args.model, Path(tempfile.mkdtemp()), args.params)
         source = f"untrained har.models.build_model({args.model!r}, TrainParams()) via har.export"
@@ -200,7 +259,8 @@ def main() -> None:
                           "speedup_ge_5x": results.get("speedup_b1_p50", 0) >= 5,
                           "batched_ge_50k_wps": results["ort_batched_wps"] >= 50_000}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    kept = {k: previous[k] for k in ("models", "models_config") if k in previous}
+    args.out.write_text(json.dumps({**results, **kept}, indent=2) + "\n")
 
     print(f"\nmodel: {spec.model_type} from {source}; torch: {torch_source}")
     print(f"{os.cpu_count()} CPUs, load avg {results['machine']['loadavg_1m_at_start']:.1f} at start")

@@ -82,6 +82,13 @@ class ValidateParams(Section):
     rate_tolerance: float = Field(0.01, gt=0, lt=1)
 
 
+class TransitionParams(Section):
+    """``preprocess.transitions.<class>``: the activities a transition class leaves and enters."""
+
+    leaves: list[str] = Field(min_length=1)
+    enters: list[str] = Field(min_length=1)
+
+
 class PreprocessParams(Section):
     target_rate_hz: float = Field(50.0, gt=0)
     gravity_split: bool = False
@@ -90,8 +97,27 @@ class PreprocessParams(Section):
     overlap: float = Field(0.5, ge=0, lt=1)
     label_policy: Literal["majority", "drop_mixed"] = "majority"
     classes: list[str] = Field(min_length=2)
+    # The grammar of the context HMM (har/serving/context.py): a transition class can only follow
+    # the activities it leaves and precede the ones it enters. Empty: persistence only.
+    transitions: dict[str, TransitionParams] = Field(default_factory=dict)
     min_purity: float = Field(0.8, gt=0, le=1)
     out_dir: Path = Path("data/processed")
+
+    @model_validator(mode="after")
+    def _transitions_name_classes(self) -> PreprocessParams:
+        known = set(self.classes)
+        for name, t in self.transitions.items():
+            if name not in known:
+                raise ValueError(f"transitions: {name!r} is not one of preprocess.classes")
+            unknown = [c for c in t.leaves + t.enters if c not in known or c in self.transitions]
+            if unknown:
+                raise ValueError(f"transitions.{name}: {unknown} are not activities of preprocess.classes "
+                                 "(a transition leaves and enters activities, not other transitions)")
+        return self
+
+    def transition_grammar(self) -> dict[str, dict[str, list[str]]]:
+        """The grammar as plain data (the model's metadata carries it to the API)."""
+        return {k: v.model_dump() for k, v in self.transitions.items()}
 
 
 class SplitParams(Section):

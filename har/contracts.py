@@ -8,7 +8,7 @@ torch or pandas), so a name is spelled once and every stage, test and tool reads
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # ---------------------------------------------------------------------------------------------
@@ -66,6 +66,7 @@ ONNX_META_WINDOW_LEN = "har.window_len"
 ONNX_META_WINDOW_S = "har.window_s"
 ONNX_META_OVERLAP = "har.overlap"
 ONNX_META_MODEL = "har.model"
+ONNX_META_TRANSITIONS = "har.transitions"  # optional: the classes' transition grammar (JSON)
 ONNX_REQUIRED_META = (ONNX_META_CLASSES, ONNX_META_CHANNELS, ONNX_META_RATE, ONNX_META_WINDOW_LEN,
                       ONNX_META_OVERLAP)
 
@@ -91,6 +92,9 @@ class WindowSpec:
     overlap: float
     window_s: float
     model_type: str = "unknown"
+    # preprocess.transitions: which activities each transition class leaves and enters
+    # ({"STAND_TO_SIT": {"leaves": [...], "enters": [...]}}); the timeline's context HMM uses it
+    transitions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def step(self) -> int:
@@ -98,10 +102,13 @@ class WindowSpec:
         return max(1, int(round(self.window_len * (1 - self.overlap))))
 
     def to_metadata(self) -> dict[str, str]:
-        return {ONNX_META_CLASSES: json.dumps(self.classes), ONNX_META_CHANNELS: json.dumps(self.channels),
+        meta = {ONNX_META_CLASSES: json.dumps(self.classes), ONNX_META_CHANNELS: json.dumps(self.channels),
                 ONNX_META_RATE: str(self.rate_hz), ONNX_META_WINDOW_LEN: str(self.window_len),
                 ONNX_META_WINDOW_S: str(self.window_s), ONNX_META_OVERLAP: str(self.overlap),
                 ONNX_META_MODEL: self.model_type}
+        if self.transitions:
+            meta[ONNX_META_TRANSITIONS] = json.dumps(self.transitions, sort_keys=True)
+        return meta
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> WindowSpec:
@@ -111,10 +118,15 @@ class WindowSpec:
             raise ValueError(f"ONNX metadata_props lack {missing} (not a `har export` model?)")
         try:
             window_len, rate = int(meta[ONNX_META_WINDOW_LEN]), float(meta[ONNX_META_RATE])
+            transitions = json.loads(meta.get(ONNX_META_TRANSITIONS, "{}"))
+            if not isinstance(transitions, dict):
+                raise ValueError(f"{ONNX_META_TRANSITIONS} is not a mapping")
             return cls(classes=[str(c) for c in json.loads(meta[ONNX_META_CLASSES])],
                        channels=[str(c) for c in json.loads(meta[ONNX_META_CHANNELS])],
                        rate_hz=rate, window_len=window_len, overlap=float(meta[ONNX_META_OVERLAP]),
                        window_s=float(meta.get(ONNX_META_WINDOW_S, window_len / rate)),
-                       model_type=meta.get(ONNX_META_MODEL, "unknown"))
+                       model_type=meta.get(ONNX_META_MODEL, "unknown"),
+                       transitions={str(k): {str(e): [str(c) for c in v[e]] for e in ("leaves", "enters")}
+                                    for k, v in transitions.items()})
         except (ValueError, TypeError) as err:
             raise ValueError(f"malformed har.* metadata: {err}") from None

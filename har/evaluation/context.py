@@ -1,19 +1,23 @@
-"""Context beyond one window: the windows of a recording form a sequence, and activities follow each
-other in patterns (SIT_TO_STAND sits between SITTING and STANDING, never between two WALKINGs).
+"""Scoring with context beyond one window: the windows of each recording, in time order, decoded by
+the context HMM the API's timeline uses (har/serving/context.py: persistence plus the grammar of
+postural transitions), so "with context" scores measure what `/v1/predict/recording` serves.
 
-A hidden Markov model over the window sequence of each recording, with the class-to-class transition
-probabilities counted on the training subjects' label sequences and the model's window probabilities
-as emissions, picks the most likely label sequence (Viterbi). It uses no test label: only the order
-of the test windows and the model's outputs. This is how whole recordings are scored (the
-``/v1/predict/recording`` timeline smooths the same way); windows judged one by one are scored
-without it.
+Decoding uses no test label: only the order of the test windows and the model's probabilities.
+``count_transitions`` (transition probabilities counted on training labels) is kept for comparison
+in benchmarks/quality.py: on HAPT it learns the data collection's scripted order of activities,
+which the grammar deliberately does not.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from har.preprocess.windows import Windows
+from har.serving.context import context_transitions, viterbi
+
+if TYPE_CHECKING:
+    from har.preprocess.windows import Windows
 
 
 def recording_sequences(w: Windows, mask: np.ndarray) -> list[np.ndarray]:
@@ -28,7 +32,7 @@ def recording_sequences(w: Windows, mask: np.ndarray) -> list[np.ndarray]:
     return np.split(idx, cuts)
 
 
-def transition_matrix(y: np.ndarray, sequences: list[np.ndarray], n_classes: int,
+def count_transitions(y: np.ndarray, sequences: list[np.ndarray], n_classes: int,
                       pseudo_count: float = 0.5) -> np.ndarray:
     """P(next window's class | this window's class), counted over consecutive windows of the given
     sequences (training subjects'), with a pseudo-count so no transition is impossible."""
@@ -39,30 +43,20 @@ def transition_matrix(y: np.ndarray, sequences: list[np.ndarray], n_classes: int
     return counts / counts.sum(axis=1, keepdims=True)
 
 
-def viterbi(probs: np.ndarray, transitions: np.ndarray) -> np.ndarray:
-    """The most likely class sequence given per-window class probabilities (treated as scaled
-    likelihoods: the models are trained class-balanced) and a transition matrix."""
-    n, k = probs.shape
-    if n == 0:
-        return np.empty(0, np.int64)
-    emit = np.log(np.clip(probs.astype(np.float64), 1e-12, None))
-    log_a = np.log(transitions)
-    score = emit[0] - np.log(k)
-    back = np.empty((n, k), np.int64)
-    for t in range(1, n):
-        cand = score[:, None] + log_a  # [from, to]
-        back[t] = cand.argmax(axis=0)
-        score = cand[back[t], np.arange(k)] + emit[t]
-    path = np.empty(n, np.int64)
-    path[-1] = int(score.argmax())
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
-
-
 def decode_recordings(probs: np.ndarray, sequences: list[np.ndarray], transitions: np.ndarray) -> np.ndarray:
     """Viterbi labels for every window of ``sequences`` (indices into ``probs``); -1 elsewhere."""
     out = np.full(len(probs), -1, np.int64)
     for seq in sequences:
         out[seq] = viterbi(probs[seq], transitions)
     return out
+
+
+def context_predictions(probs: np.ndarray, w: Windows, mask: np.ndarray, classes: list[str],
+                        grammar: dict[str, dict[str, list[str]]], switch_prob: float) -> np.ndarray:
+    """The context HMM's labels for the windows selected by ``mask`` (in their order in ``w``),
+    each recording decoded on its own; ``probs`` holds one row per selected window."""
+    full = np.zeros((len(w.y), probs.shape[1]), np.float64)
+    full[mask] = probs
+    decoded = decode_recordings(full, recording_sequences(w, mask),
+                                context_transitions(classes, grammar, switch_prob))
+    return decoded[mask]

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from har.config import TrainParams
+from har.evaluation.context import context_predictions
 from har.evaluation.metrics import classification_metrics
 from har.io import atomic_path
 from har.preprocess.splits import check_no_leak, group_kfold
@@ -23,6 +25,15 @@ from har.training.bundle import ModelMeta, TrainedModel
 from har.training.train import FitReport, fit_model
 
 FoldCallback = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class FoldContext:
+    """How a fold is also scored with recording context (har/evaluation/context.py): the classes'
+    transition grammar and the persistence of the context HMM."""
+
+    grammar: dict[str, dict[str, list[str]]]
+    switch_prob: float
 
 
 @dataclass(frozen=True)
@@ -67,19 +78,36 @@ def fit_fold(w: Windows, classes: list[str], model: str, tp: TrainParams, split:
                      w.y[masks["val"]], epochs=epochs, show_progress=show_progress)
 
 
+def score_fold(w: Windows, classes: list[str], split: FoldSplit, probs: np.ndarray,
+               context: FoldContext | None = None) -> dict[str, Any]:
+    """Macro-F1, accuracy and per-class F1 of a fold's test windows from their class probabilities:
+    each window on its own and, with ``context``, each test recording decoded by the context HMM."""
+    test = fold_masks(w, split)["test"]
+    y_test = w.y[test]
+    m = classification_metrics(y_test, probs.argmax(1), classes)
+    row = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_test_windows": len(y_test),
+           "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
+    if context is not None:
+        pred = context_predictions(probs, w, test, classes, context.grammar, context.switch_prob)
+        mc = classification_metrics(y_test, pred, classes)
+        row |= {"macro_f1_context": mc["macro_f1"], "accuracy_context": mc["accuracy"],
+                "per_class_f1_context": {c: v["f1"] for c, v in mc["per_class"].items()}}
+    return row
+
+
 def run_fold(w: Windows, classes: list[str], model: str, tp: TrainParams, split: FoldSplit, *,
-             window_s: float, overlap: float, epochs: int, show_progress: bool = False) -> dict:
+             window_s: float, overlap: float, epochs: int, show_progress: bool = False,
+             context: FoldContext | None = None) -> dict:
     """Train ``model`` on one fold's training subjects and score its test subjects: one table row
-    (macro-F1, accuracy, parameters, CPU training seconds). A pure function of its inputs, so a
-    fold gives the same row in this process or on a Dask worker."""
+    (macro-F1 of the windows and, with ``context``, of the recordings decoded in context; accuracy,
+    parameters, CPU training seconds). A pure function of its inputs, so a fold gives the same row
+    in this process or on a Dask worker."""
     trained, rep = fit_fold(w, classes, model, tp, split, window_s=window_s, overlap=overlap, epochs=epochs,
                             show_progress=show_progress)
     test = fold_masks(w, split)["test"]
-    y_test = w.y[test]
-    pred = trained.predict_proba(w.X[test]).argmax(1)
-    m = classification_metrics(y_test, pred, classes)
-    return {"model": model, "fold": split.fold, "test_subjects": " ".join(map(str, split.test)),
-            "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_test_windows": len(y_test),
+    scores = score_fold(w, classes, split, trained.predict_proba(w.X[test]), context)
+    scores = {k: v for k, v in scores.items() if not k.startswith("per_class")}  # the table's columns
+    return {"model": model, "fold": split.fold, "test_subjects": " ".join(map(str, split.test)), **scores,
             "n_params": trained.meta.n_params, "train_seconds": rep.train_seconds,
             "epochs_run": rep.epochs_run, "best_epoch": rep.best_epoch}
 
@@ -87,7 +115,8 @@ def run_fold(w: Windows, classes: list[str], model: str, tp: TrainParams, split:
 def cross_validate(w: Windows, classes: list[str], models: list[str], tp: TrainParams, *, folds: int,
                    n_val: int, seed: int, window_s: float, overlap: float, epochs: int,
                    on_fold: FoldCallback | None = None, show_progress: bool = False,
-                   skip: Callable[[str, int], bool] | None = None) -> pd.DataFrame:
+                   skip: Callable[[str, int], bool] | None = None,
+                   context: FoldContext | None = None) -> pd.DataFrame:
     """One row per (model, fold), folds in turn in this process (flows/cv.py runs them on Dask).
 
     ``skip(model, fold)`` lets a long benchmark resume: folds it returns True for are not run.
@@ -98,7 +127,7 @@ def cross_validate(w: Windows, classes: list[str], models: list[str], tp: TrainP
             if skip is not None and skip(name, split.fold):
                 continue
             row = run_fold(w, classes, name, tp, split, window_s=window_s, overlap=overlap, epochs=epochs,
-                           show_progress=show_progress)
+                           show_progress=show_progress, context=context)
             rows.append(row)
             if on_fold is not None:
                 on_fold(row)
@@ -106,22 +135,29 @@ def cross_validate(w: Windows, classes: list[str], models: list[str], tp: TrainP
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std macro-F1 (and accuracy, time) per model, best first."""
+    """Mean ± std macro-F1 (windows one by one, and with recording context when scored), accuracy
+    and time per model, best first."""
     g = results.groupby("model")
-    out = pd.DataFrame({
+    cols = {
         "macro_f1_mean": g["macro_f1"].mean(), "macro_f1_std": g["macro_f1"].std(ddof=1).fillna(0.0),
         "accuracy_mean": g["accuracy"].mean(), "accuracy_std": g["accuracy"].std(ddof=1).fillna(0.0),
-        "n_params": g["n_params"].first(), "train_seconds_per_fold": g["train_seconds"].mean(),
-        "folds": g["fold"].count(),
-    })
-    return out.sort_values("macro_f1_mean", ascending=False).reset_index()
+    }
+    if "macro_f1_context" in results:
+        cols |= {"macro_f1_context_mean": g["macro_f1_context"].mean(),
+                 "macro_f1_context_std": g["macro_f1_context"].std(ddof=1).fillna(0.0)}
+    cols |= {"n_params": g["n_params"].first(), "train_seconds_per_fold": g["train_seconds"].mean(),
+             "folds": g["fold"].count()}
+    return pd.DataFrame(cols).sort_values("macro_f1_mean", ascending=False).reset_index()
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
-    lines = ["| model | macro-F1 (mean ± std) | accuracy (mean ± std) | parameters | CPU s / fold | folds |",
-             "|---|---|---|---|---|---|"]
+    context = "macro_f1_context_mean" in summary
+    lines = ["| model | macro-F1 (mean ± std) |" + (" with recording context |" if context else "")
+             + " accuracy (mean ± std) | parameters | CPU s / fold | folds |",
+             "|---|---|" + ("---|" if context else "") + "---|---|---|---|"]
     for r in summary.itertuples():
-        lines.append(f"| {r.model} | {r.macro_f1_mean:.3f} ± {r.macro_f1_std:.3f} | "
+        ctx = f" {r.macro_f1_context_mean:.3f} ± {r.macro_f1_context_std:.3f} |" if context else ""
+        lines.append(f"| {r.model} | {r.macro_f1_mean:.3f} ± {r.macro_f1_std:.3f} |{ctx} "
                      f"{r.accuracy_mean:.3f} ± {r.accuracy_std:.3f} | {r.n_params:,} | "
                      f"{r.train_seconds_per_fold:.1f} | {r.folds} |")
     return "\n".join(lines) + "\n"

@@ -9,7 +9,6 @@ with and never see a half-loaded model.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from har.contracts import ONNX_INPUT, ONNX_OUTPUT
+from har.contracts import ONNX_INPUT, ONNX_OUTPUT, WindowSpec
 from har.errors import HarError
 from har.logging import redact
 from har.tracking import resolve_tracking_uri
@@ -31,45 +30,23 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = ONNX_INPUT
 OUTPUT_NAME = ONNX_OUTPUT
-_META_KEYS = ("har.classes", "har.channels", "har.rate_hz", "har.window_len", "har.overlap")
 
 
 class ModelLoadError(HarError):
     """The model URI cannot be resolved, downloaded or opened, or breaks the export contract."""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the model expects: channel order, rate and window geometry, and its class names."""
+# What the served model expects (channel order, rate, window geometry, classes, transition grammar):
+# the export contract's WindowSpec, read from the ONNX metadata by ``spec_from_metadata``.
+ModelSpec = WindowSpec
 
-    classes: list[str]
-    channels: list[str]
-    rate_hz: float
-    window_len: int
-    overlap: float
-    window_s: float
-    model_type: str = "unknown"
 
-    @property
-    def step(self) -> int:
-        # Same rounding as har.preprocess.windows.make_windows, so windows line up with training.
-        return max(1, int(round(self.window_len * (1 - self.overlap))))
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, str], source: str) -> ModelSpec:
-        missing = [k for k in _META_KEYS if k not in meta]
-        if missing:
-            raise ModelLoadError(f"{source}: ONNX metadata_props lack {missing} (not a `har export` model?)")
-        try:
-            window_len = int(meta["har.window_len"])
-            rate = float(meta["har.rate_hz"])
-            return cls(classes=[str(c) for c in json.loads(meta["har.classes"])],
-                       channels=[str(c) for c in json.loads(meta["har.channels"])],
-                       rate_hz=rate, window_len=window_len, overlap=float(meta["har.overlap"]),
-                       window_s=float(meta.get("har.window_s", window_len / rate)),
-                       model_type=meta.get("har.model", "unknown"))
-        except (ValueError, TypeError) as err:
-            raise ModelLoadError(f"{source}: malformed har.* metadata: {err}") from None
+def spec_from_metadata(meta: dict[str, str], source: str) -> WindowSpec:
+    """The model's spec from its ONNX metadata; ModelLoadError naming ``source`` otherwise."""
+    try:
+        return WindowSpec.from_metadata(meta)
+    except ValueError as err:
+        raise ModelLoadError(f"{source}: {err}") from None
 
 
 @dataclass
@@ -133,7 +110,7 @@ def open_onnx(path: Path, source_uri: str, intra_op_threads: int = 1) -> LoadedM
         sess = make_session(path, intra_op_threads)
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
         raise ModelLoadError(f"{path}: ONNX Runtime cannot open it: {err}") from None
-    spec = ModelSpec.from_metadata(dict(sess.get_modelmeta().custom_metadata_map), str(path))
+    spec = spec_from_metadata(dict(sess.get_modelmeta().custom_metadata_map), str(path))
     inputs, outputs = sess.get_inputs(), sess.get_outputs()
     if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
         raise ModelLoadError(f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, got "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from har.serving.context import context_transitions, viterbi
 from har.serving.model import LoadedModel, ModelSpec
 
 # No pandas/scipy at import time: this module is in the API process, where a big heap of library
@@ -110,39 +111,15 @@ def recording_windows(samples: np.ndarray, rate_hz: float, spec: ModelSpec) -> n
     return np.ascontiguousarray(sliding_windows(x.astype(np.float32), spec.window_len, spec.step))
 
 
-def viterbi_smooth(probs: np.ndarray, switch_prob: float) -> np.ndarray:
-    """The most likely activity sequence under a sticky Markov chain (an HMM whose emissions are
-    the model's window probabilities): staying costs -log(1 - switch_prob), switching to any other
-    class -log(switch_prob / (K - 1)). Unlike a majority vote it can keep a short, confident
-    transition that sits between two long activities."""
-    n, k = probs.shape
-    if n == 0:
-        return np.empty(0, np.int64)
-    if not 0 < switch_prob < 1:
-        raise ValueError(f"switch_prob must be in (0, 1), got {switch_prob}")
-    emit = np.log(np.clip(probs.astype(np.float64), 1e-12, None))
-    stay, move = np.log1p(-switch_prob), np.log(switch_prob / max(k - 1, 1))
-    score = emit[0].copy()
-    back = np.empty((n, k), np.int64)
-    for t in range(1, n):
-        best_prev = int(score.argmax())
-        # from the same class (stay) or from the best other one (switch)
-        switch_score = score[best_prev] + move
-        from_stay = score + stay
-        take_switch = switch_score > from_stay
-        back[t] = np.where(take_switch, best_prev, np.arange(k))
-        score = np.where(take_switch, switch_score, from_stay) + emit[t]
-    path = np.empty(n, np.int64)
-    path[-1] = int(score.argmax())
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
-
-
-def smooth(raw: np.ndarray, probs: np.ndarray, method: str, windows: int, switch_prob: float) -> np.ndarray:
-    """serve.smoothing: ``majority`` over ``windows`` windows, or ``hmm`` (Viterbi, ``switch_prob``)."""
+def smooth(raw: np.ndarray, probs: np.ndarray, method: str, windows: int, switch_prob: float,
+           spec: ModelSpec | None = None) -> np.ndarray:
+    """serve.smoothing: ``majority`` over ``windows`` windows, or ``hmm``: the Viterbi path of the
+    context HMM (har/serving/context.py) with persistence ``switch_prob`` and the grammar of the
+    model's classes (``spec.transitions``; persistence only without one)."""
     if method == "hmm":
-        return viterbi_smooth(probs, switch_prob)
+        classes = spec.classes if spec is not None else [str(i) for i in range(probs.shape[1])]
+        grammar = spec.transitions if spec is not None else {}
+        return viterbi(probs, context_transitions(classes, grammar, switch_prob))
     if method == "majority":
         return smooth_predictions(raw, probs, windows)
     raise ValueError(f"smoothing must be 'majority' or 'hmm', got {method!r}")
@@ -161,7 +138,7 @@ def predict_timeline(model: LoadedModel, samples: np.ndarray, rate_hz: float, sm
     else:
         probs = np.empty((0, len(spec.classes)), np.float32)
     raw = probs.argmax(axis=1) if n else np.empty(0, np.int64)
-    smoothed = smooth(raw, probs, method, smoothing_windows, switch_prob)
+    smoothed = smooth(raw, probs, method, smoothing_windows, switch_prob, spec)
     return Timeline(windows=windows, probs=probs, raw_pred=raw, smoothed=smoothed,
                     window_start_s=start_time_s + np.arange(n) * spec.step / spec.rate_hz,
                     segments=merge_segments(smoothed, probs, spec, n, start_time_s))

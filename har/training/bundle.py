@@ -34,12 +34,14 @@ class ModelMeta:
     val_subjects: list[int] = field(default_factory=list)
     test_subjects: list[int] = field(default_factory=list)
     train_params: dict[str, Any] = field(default_factory=dict)
+    # preprocess.transitions when the model was trained: the served timeline's grammar
+    transitions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def window_spec(self) -> WindowSpec:
         return WindowSpec(classes=self.classes, channels=self.channels, rate_hz=self.rate_hz,
                           window_len=self.window_len, overlap=self.overlap, window_s=self.window_s,
-                          model_type=self.model)
+                          model_type=self.model, transitions=self.transitions)
 
     def onnx_metadata(self) -> dict[str, str]:
         """The serving contract's ONNX metadata_props (har.contracts, docs/models.md)."""

@@ -39,7 +39,8 @@ def trained(data: SplitData) -> TrainedModel:
     w = data.windows
     meta = ModelMeta(model="cnn1d", classes=data.classes, channels=w.channels, rate_hz=w.rate_hz,
                      window_len=int(w.X.shape[1]), window_s=2.56, overlap=0.5,
-                     test_subjects=data.splits["test"], train_params=tp.model_dump(mode="json"))
+                     test_subjects=data.splits["test"], train_params=tp.model_dump(mode="json"),
+                     transitions={"SIT_TO_STAND": {"leaves": ["SITTING"], "enters": ["STANDING"]}})
     model, _ = fit_model(tp, meta, X[::2], y[::2], Xv, yv, show_progress=False)
     return model
 
@@ -63,6 +64,8 @@ def test_metadata_describes_the_model(trained: TrainedModel, exported: Path) -> 
     assert (spec.model_type, spec.window_len, spec.rate_hz) == ("cnn1d", 128, 50.0)
     assert spec.channels == ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
     assert len(spec.classes) == CLASSES
+    # the transition grammar travels with the model to the API's timeline
+    assert spec.transitions == {"SIT_TO_STAND": {"leaves": ["SITTING"], "enters": ["STANDING"]}}
     assert sorted(p.name for p in exported.parent.iterdir()) == ["model.onnx"]  # no temp file left
 
 

@@ -66,36 +66,3 @@ def test_window_view_matches_the_training_windows() -> None:
                                       training.sliding_windows(x[:n], win, step))
 
 
-def test_viterbi_keeps_a_confident_short_run_and_drops_flicker() -> None:
-    from har.serving.timeline import viterbi_smooth
-
-    k = 3
-    probs = np.full((20, k), 0.05)
-    probs[:, 0] = 0.9
-    probs[8:11] = [0.04, 0.95, 0.01]  # three confident windows of class 1: a real transition
-    probs[15] = [0.45, 0.1, 0.45]     # one unsure window: flicker
-    path = viterbi_smooth(probs, switch_prob=0.05)
-    assert path[8:11].tolist() == [1, 1, 1] and set(path[:8]) == {0} and path[15] == 0
-    # a majority vote of 7 windows erases the transition the HMM keeps
-    assert 1 not in smooth_predictions(probs.argmax(1), probs, 7).tolist()
-    # a tiny switch probability makes changes dearer: the 3-window run is then smoothed away
-    assert set(viterbi_smooth(probs, switch_prob=1e-6)) == {0}
-
-
-def test_viterbi_is_the_exact_map_path_on_a_small_case() -> None:
-    """Brute force over all 3^5 paths gives the same best path."""
-    import itertools
-
-    from har.serving.timeline import viterbi_smooth
-
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(3), size=5)
-    p = 0.2
-    stay, move = np.log(1 - p), np.log(p / 2)
-
-    def score(path: tuple[int, ...]) -> float:
-        s = sum(np.log(probs[t, c]) for t, c in enumerate(path))
-        return s + sum(stay if a == b else move for a, b in itertools.pairwise(path))
-
-    best = max(itertools.product(range(3), repeat=5), key=score)
-    assert tuple(viterbi_smooth(probs, p).tolist()) == best
