@@ -208,11 +208,13 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=None, help="default: evaluate.cv_folds")
     ap.add_argument("--epochs-for", nargs="*", default=[], metavar="MODEL=N",
                     help="per-model epochs for both protocols, e.g. deepconvlstm=8 (CPU budget)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="train.num_threads (small models train fastest on one thread per process)")
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--skip-cv", action="store_true")
     args = ap.parse_args()
     setup_logging("INFO")
-    p = load_params(args.params)
+    p = load_params(args.params, {"train.num_threads": args.threads})
     torch.set_num_threads(p.train.num_threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     epochs_for = {k: int(v) for k, v in (s.split("=") for s in args.epochs_for)}

@@ -117,11 +117,18 @@ def evaluate(
 
 
 @app.command("export")
-def export(set_: SetOpt = None, params_path: ParamsOpt = Path("params.yaml")) -> None:
+def export(
+    quantize: Annotated[str | None, typer.Option(
+        help="export.quantize: none, or int8 (static, calibrated on training windows)")] = None,
+    ort: Annotated[bool | None, typer.Option(help="export.ort: also write the ORT format")] = None,
+    set_: SetOpt = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+) -> None:
     """Stage export: ONNX (normalisation inside), parity check against the trained model, latency."""
     from har.stages import model as stage
 
-    echo_summary(run(stage.export, params(params_path, sets=set_)))
+    p = params(params_path, {"export.quantize": quantize, "export.ort": ort}, set_)
+    echo_summary(run(stage.export, p))
 
 
 @app.command("register")

@@ -87,7 +87,8 @@ def prepare(p: Params) -> TuneSetup:
     done = optuna_study.finished(st)
     log.info("study %s in %s: %d of %d trials finished; MLflow parent run %s", name, redact(t.storage),
              done, t.n_trials, parent)
-    return TuneSetup(_absolute(p), model, space, name, t.storage, epochs, parent)
+    storage = optuna_study.absolute_storage(t.storage)  # workers may run in another directory
+    return TuneSetup(_absolute(p), model, space, name, storage, epochs, parent)
 
 
 def run_trials(setup: TuneSetup, worker: int = 0, threads: int | None = None) -> int:

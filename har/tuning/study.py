@@ -83,15 +83,22 @@ def make_pruner(kind: str, epochs: int) -> Any:
     return optuna.pruners.NopPruner()
 
 
+def absolute_storage(url: str) -> str:
+    """A relative SQLite path made absolute (as the tracking URI's: the project's file), so a worker
+    in another directory opens the same database."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return f"sqlite:///{Path(url.removeprefix('sqlite:///')).resolve()}"
+    return url
+
+
 def storage(url: str) -> Any:
     """Optuna's RDB storage on ``url`` with heartbeats; ConfigError naming tune.storage."""
     import optuna
     from sqlalchemy.exc import ArgumentError, OperationalError
 
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        path = Path(url.removeprefix("sqlite:///")).resolve()  # as MLflow's: the project's file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{path}"
+    url = absolute_storage(url)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
