@@ -134,7 +134,7 @@ def summarize_seeds(rows: pd.DataFrame) -> list[dict[str, Any]]:
                 continue
             per_fold = g.groupby("fold")[col].mean()
             per_seed = g.groupby("seed")[col].mean()
-            rec |= {f"{col}_mean": float(per_fold.mean()), f"{col}_fold_std": float(per_fold.std(ddof=1)),
+            rec |= {f"{col}_mean": float(per_fold.mean()), f"{col}_std": float(per_fold.std(ddof=1)),
                     f"{col}_seed_std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0}
         for col in ("per_class_f1", "per_class_f1_context"):
             if col in g and g[col].notna().all():

@@ -23,7 +23,7 @@ def _f1(r: dict[str, Any], col: str) -> str:
     if f"{col}_mean" not in r:
         return "—"
     seeds = f"; seeds ± {r[f'{col}_seed_std']:.3f}" if len(r.get("seeds", [])) > 1 else ""
-    return f"{r[f'{col}_mean']:.3f} ± {r[f'{col}_fold_std']:.3f}{seeds}"
+    return f"{r[f'{col}_mean']:.3f} ± {r[f'{col}_std']:.3f}{seeds}"
 
 
 def _quality(q: dict[str, Any]) -> list[str]:

@@ -24,7 +24,7 @@ from flows.progress import fold_reporter
 from har.config import Params, load_params
 from har.evaluation.cv import FoldCallback, FoldSplit, run_fold
 from har.preprocess.windows import Windows
-from har.stages.model import FoldExecutor, cv_windows, evaluate_cv
+from har.stages.model import FoldExecutor, cv_context, cv_windows, evaluate_cv
 
 
 @functools.lru_cache(maxsize=2)
@@ -52,7 +52,7 @@ def cv_fold(p: Params, model: str, split: FoldSplit) -> dict[str, Any]:
     w = _windows(p.model_dump_json(), p.data.interim_path.stat().st_mtime)
     with threadpool_limits(limits=1):
         return run_fold(w, p.preprocess.classes, model, tp, split, window_s=ev.cv_window_s,
-                        overlap=ev.cv_overlap, epochs=ev.cv_epochs)
+                        overlap=ev.cv_overlap, epochs=ev.cv_epochs, context=cv_context(p))
 
 
 def _executor(p: Params) -> FoldExecutor:
