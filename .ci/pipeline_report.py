@@ -121,7 +121,9 @@ def reproduce(clone: Clone, run: Run, overrides: dict[str, Any], lock_from: str 
         raise ReportError(f"dvc repro failed for the {run.name} ({run.commit[:10]}):\n{run.output[-6000:]}")
     # metrics are git-ignored outputs: force-add them so `dvc metrics diff` can read them per commit
     shown = json.loads(clone.dvc("metrics", "show", "--json"))
-    files = sorted({f for rev in shown.values() for f in rev.get("data", {})})
+    # tune/dvc.yaml's metrics are listed too, though that stage only runs when asked: keep what exists
+    files = sorted(f for f in {f for rev in shown.values() for f in rev.get("data", {})}
+                   if (clone.dir / f).is_file())
     git(clone.dir, "add", "--force", "params.yaml", "dvc.lock", *files)
     git(clone.dir, "commit", "--quiet", "--allow-empty", "-m", f"ci-report: {run.name} on the CI subset")
     git(clone.dir, "branch", "--force", BASE_RUN if run.name == "base" else HEAD_RUN)

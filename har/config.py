@@ -108,7 +108,9 @@ class PreprocessParams(Section):
         known = set(self.classes)
         for name, t in self.transitions.items():
             if name not in known:
-                raise ValueError(f"transitions: {name!r} is not one of preprocess.classes")
+                raise ValueError(f"transitions: {name!r} is not one of preprocess.classes; a grammar names "
+                                 "the dataset's own transition classes (set `transitions: {}` when "
+                                 "there are none)")
             unknown = [c for c in t.leaves + t.enters if c not in known or c in self.transitions]
             if unknown:
                 raise ValueError(f"transitions.{name}: {unknown} are not activities of preprocess.classes "

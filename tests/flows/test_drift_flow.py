@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from har.config import load_params
 from har.monitoring.reference import build_reference, window_features, write_reference
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -51,7 +52,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def deployment_id(project: Path) -> Any:
     from flows.deploy import build_deployments
 
-    retrain, _ = build_deployments("params.yaml")
+    name = load_params(Path("params.yaml")).pipeline.deployment
+    retrain = next(d for d in build_deployments("params.yaml") if d.name == name)
     return retrain.apply()
 
 

@@ -7,7 +7,7 @@ function; it saves a process start-up, and the thread count is params train.num_
 The kill lands once epoch 1 is fully recorded (its metric is in the store) and the process has
 spent another 0.5 s of CPU time, i.e. inside epoch 2 (an epoch costs seconds of CPU here); CPU time,
 not wall time, so a loaded machine cannot push the kill past the epoch. The checkpoint then says
-only epoch 1 was done, which the test checks.
+which epochs were done (1 as a rule), and the resume must start right after them.
 """
 
 from __future__ import annotations
@@ -97,11 +97,14 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(processed_root: Path, t
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     checkpoint = torch.load(b / "models/checkpoints/last.pt", weights_only=False)
-    assert checkpoint["epoch"] == 0 and not checkpoint["finished"], "not killed during epoch 2"
+    # inside epoch 2 as a rule; a starved poller may notice epoch 1 late, and epoch 3 is as good a
+    # middle, so the checkpoint says which epoch the kill interrupted
+    done = checkpoint["epoch"] + 1
+    assert 1 <= done < EPOCHS and not checkpoint["finished"], f"killed after {done} of {EPOCHS} epochs"
     assert not (b / "models/trained").exists()  # the model is only written once training ends
 
     out = _finish(_har(b / "params.yaml", "train", "--resume"))
-    assert "at epoch 1" in " ".join(out.split()), out  # "resuming from … at epoch 1" (0-based)
+    assert f"at epoch {done}" in " ".join(out.split()), out  # "resuming from … at epoch N" (0-based)
 
     # identical weights...
     wa = torch.load(a / "models/trained/model.pt", weights_only=False)["state_dict"]

@@ -61,10 +61,10 @@ def test_own_accelerometer_recordings_to_a_served_champion(tmp_path: Path) -> No
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     write_dataset(clone / "data" / "own")  # 6 subjects × 2 sessions, not in git: DVC versions them
     params = yaml.safe_load((clone / "params.yaml").read_text())
-    # the four places a new user edits: where the data is and how it is written, its classes, its
-    # test subjects; then a model small enough for a test
+    # the places a new user edits: where the data is and how it is written, its classes (and that it
+    # has no postural-transition classes), its test subjects; then a model small enough for a test
     params["data"].update(source="own", acc_unit="m/s2", time_unit="ms")
-    params["preprocess"]["classes"] = ACTIVITIES
+    params["preprocess"].update(classes=ACTIVITIES, transitions={})
     params["split"].update(test_subjects=[5, 6], n_val_subjects=1, cv_folds=3)
     params["train"].update(epochs=10, min_epochs=5, patience=5,
                            cnn1d={"channels": [16, 32], "kernel_size": 5, "dropout": 0.1})

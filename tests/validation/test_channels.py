@@ -79,7 +79,7 @@ def test_missing_accelerometer_values_still_fail(gx_dir: Path) -> None:
 def _project(tmp_path: Path, gx_dir: Path, **data: object) -> Path:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["data"].update(source="own", interim_path=str(tmp_path / "rec.parquet"), **data)
-    raw["preprocess"]["classes"] = CLASSES
+    raw["preprocess"].update(classes=CLASSES, transitions={})
     raw["validate"].update(gx_dir=str(gx_dir), report_path=str(tmp_path / "validation.json"),
                            docs_dir=str(tmp_path / "docs"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
