@@ -20,6 +20,7 @@ quality.json; benchmarks/report.py puts them in docs/results.md beside the publi
 
     HAR_DATA_MIRROR=../shared/datasets .venv/bin/python benchmarks/quality.py  # after `har run`
     .venv/bin/python benchmarks/quality.py --models sepcnn --seeds 42 43 44 --skip-official
+    .venv/bin/python benchmarks/quality.py --models sepcnn --set train.mixup_alpha=0.2 --tag "mixup 0.2"
 """
 
 from __future__ import annotations
@@ -80,8 +81,13 @@ def _row(p: Params, w: Windows, model: str, seed: int, split: FoldSplit, probs: 
             **scores, "macro_f1_learned": _learned_context(w, split, probs, len(classes), classes), **extra}
 
 
+def row_name(model: str, tag: str | None) -> str:
+    """A variant's rows are a model of their own in the table: ``sepcnn (mixup 0.2)``."""
+    return f"{model} ({tag})" if tag else model
+
+
 def run_cv(p: Params, w: Windows, models: list[str], seeds: list[int], epochs_for: dict[str, int],
-           rows: list[dict[str, Any]], record: Any, folds: int) -> None:
+           rows: list[dict[str, Any]], record: Any, folds: int, tag: str | None = None) -> None:
     ev = p.evaluate
     # rows from before context scoring are run again (a newer row for the same key replaces them)
     done = {(r["model"], r.get("seed", p.train.seed), r["fold"]) for r in rows if "macro_f1_context" in r}
@@ -91,14 +97,14 @@ def run_cv(p: Params, w: Windows, models: list[str], seeds: list[int], epochs_fo
         for seed in seeds:
             tp = with_overrides(p, {"train.seed": seed}).train
             for split in splits:
-                if (name, seed, split.fold) in done:
+                if (row_name(name, tag), seed, split.fold) in done:
                     continue
                 trained, rep = fit_fold(w, p.preprocess.classes, name, tp, split, window_s=ev.cv_window_s,
                                         overlap=ev.cv_overlap, epochs=epochs)
                 probs = trained.predict_proba(w.X[fold_masks(w, split)["test"]])
                 PROBS.mkdir(parents=True, exist_ok=True)
-                np.save(_probs_path(name, seed, split.fold), probs.astype(np.float32))
-                record(_row(p, w, name, seed, split, probs, {
+                np.save(_probs_path(row_name(name, tag), seed, split.fold), probs.astype(np.float32))
+                record(_row(p, w, row_name(name, tag), seed, split, probs, {
                     "n_params": trained.meta.n_params, "train_seconds": rep.train_seconds,
                     "epochs_run": rep.epochs_run, "best_epoch": rep.best_epoch, "epochs": epochs}))
 
@@ -210,11 +216,21 @@ def main() -> None:
                     help="per-model epochs for both protocols, e.g. deepconvlstm=8 (CPU budget)")
     ap.add_argument("--threads", type=int, default=None,
                     help="train.num_threads (small models train fastest on one thread per process)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", dest="sets",
+                    help="a variant: params overrides (e.g. train.mixup_alpha=0.2), CV only")
+    ap.add_argument("--tag", default=None, help="the variant's name in the table (default: the --set text)")
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--skip-cv", action="store_true")
     args = ap.parse_args()
     setup_logging("INFO")
+    from har.cli._common import parse_set
+
     p = load_params(args.params, {"train.num_threads": args.threads})
+    overrides = parse_set(args.sets)
+    tag = (args.tag or " ".join(args.sets)) if overrides else None
+    if overrides:  # a variant is compared with the params.yaml rows on the same folds
+        p = with_overrides(p, overrides, "--set")
+        args.skip_official = True
     torch.set_num_threads(p.train.num_threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     epochs_for = {k: int(v) for k, v in (s.split("=") for s in args.epochs_for)}
@@ -239,7 +255,7 @@ def main() -> None:
     if not args.skip_cv:
         log.info("CV windows: %s (%.1f s, %.0f %% overlap)", w.X.shape, p.evaluate.cv_window_s,
                  100 * p.evaluate.cv_overlap)
-        run_cv(p, w, args.models, seeds, epochs_for, rows, record, folds)
+        run_cv(p, w, args.models, seeds, epochs_for, rows, record, folds, tag)
         run_ensembles(p, w, args.ensembles, rows, record, folds)
     quality_path = RESULTS / "quality.json"
     previous = json.loads(quality_path.read_text()) if quality_path.is_file() else {}

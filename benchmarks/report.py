@@ -44,7 +44,7 @@ def _quality(q: dict[str, Any]) -> list[str]:
              "multiply-adds / window | CPU s / fold | seeds |",
              "|---|---|---|---|---|---|---|---|"]
     for r in q["cv"]:
-        c = cost.get(r["model"], {})
+        c = cost.get(r["model"].split(" (")[0], {})  # a variant costs what its model does
         macs = f"{c['macs']:,}" if "macs" in c else "—"
         params = f"{r['n_params']:,}" if "n_params" in r else (f"{c['params']:,}" if "params" in c else "—")
         secs = f"{r['train_seconds_per_fold']:.0f}" if "train_seconds_per_fold" in r else "—"

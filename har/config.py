@@ -169,6 +169,9 @@ class TrainParams(Section):
     min_epochs: int = Field(20, ge=1, description="no early stop before this many epochs")
     grad_clip: float = Field(1.0, gt=0)
     class_weighted: bool = True
+    # regularisers of the loss, measured on the transitions in docs/results.md
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing; 0 = off")
+    mixup_alpha: float = Field(0.0, ge=0, description="mixup: Beta(alpha, alpha) blends of batch pairs; 0 = off")
     seed: int = 42
     num_threads: int = Field(2, ge=1, description="torch threads; `har train --nproc N`: shared by the N")
     # bf16: autocast of the training forward pass and loss only (CPU and CUDA); weights, optimizer,

@@ -65,3 +65,15 @@ def augment_batch(X: np.ndarray, channels: list[str], cfg: AugmentParams, channe
         noise = rng.standard_normal(X.shape) * (cfg.jitter_sigma * channel_std)
         X = np.where(hit, X + noise, X)
     return X.astype(np.float32)
+
+
+def mixup(X: np.ndarray, alpha: float, rng: np.random.Generator
+          ) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Mixup (Zhang et al., 2018): ``lam·X + (1-lam)·X[perm]`` with ``lam ~ Beta(alpha, alpha)``;
+    the loss is blended with the same ``lam``. None when ``alpha`` is 0 (off; no random draws, so a
+    run without mixup keeps its random stream)."""
+    if alpha <= 0:
+        return None
+    lam = float(rng.beta(alpha, alpha))
+    perm = rng.permutation(len(X))
+    return (lam * X + (1 - lam) * X[perm]).astype(X.dtype, copy=False), perm, lam

@@ -1,5 +1,6 @@
-"""The deep-model training loop: class-weighted loss, AdamW + one-cycle/cosine, gradient clipping,
-early stopping on validation macro-F1, a checkpoint every epoch and exact resume.
+"""The deep-model training loop: class-weighted loss (label smoothing and mixup optional), AdamW +
+one-cycle/cosine, gradient clipping, early stopping on validation macro-F1, a checkpoint every epoch
+and exact resume.
 
 Exact resume works because every source of randomness is derived from (seed, epoch): the batch
 order, the augmentations and the dropout masks of epoch e are the same whether the run started at
@@ -34,7 +35,7 @@ from har.config import TrainParams
 from har.errors import HarError
 from har.io import atomic_path
 from har.logging import get_logger
-from har.training.augment import augment_batch
+from har.training.augment import augment_batch, mixup
 from har.training.distributed import (
     Rank,
     epoch_seed,
@@ -124,7 +125,8 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
         raise HarError("training: no validation windows; early stopping needs validation subjects")
     model.to(device)  # before the optimizer takes the parameters
     weights = class_weights(y_train, n_classes) if tp.class_weighted else np.ones(n_classes)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32).to(device))
+    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32).to(device),
+                                  label_smoothing=tp.label_smoothing)
     opt = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
     batch_size = per_rank_batch(tp.batch_size, world)
     sampler = shard_sampler(len(X_train), tp.seed, rank) if rank.distributed else None
@@ -188,9 +190,15 @@ def train_deep(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val
             for step in range(steps_per_epoch):
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 xb = augment_batch(X_train[idx], channels, tp.augment, channel_std, rng)
+                yb = torch.from_numpy(y_train[idx]).to(device)
+                mix = mixup(xb, tp.mixup_alpha, rng)
                 with autocast():
-                    logits = net(torch.from_numpy(xb).to(device))
-                    loss = loss_fn(logits, torch.from_numpy(y_train[idx]).to(device))
+                    if mix is None:
+                        loss = loss_fn(net(torch.from_numpy(xb).to(device)), yb)
+                    else:
+                        xm, perm, lam = mix
+                        logits = net(torch.from_numpy(xm).to(device))
+                        loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[perm])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), tp.grad_clip)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from har.config import AugmentParams
-from har.training.augment import augment_batch, random_rotations, time_warp
+from har.training.augment import augment_batch, mixup, random_rotations, time_warp
 
 CH6 = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 
@@ -44,3 +44,14 @@ def test_augmentations_switch_off() -> None:
     # acc-only data: rotation applies to the one triplet there is
     Y = augment_batch(X[..., :3], CH6[:3], AugmentParams(p=1.0), np.ones(3), rng)
     assert Y.shape == (4, 20, 3) and np.isfinite(Y).all()
+
+
+def test_mixup_blends_pairs_with_one_weight() -> None:
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(16, 20, 6)).astype(np.float32)
+    assert mixup(X, 0.0, rng) is None  # off: no draw from the stream
+    Xm, perm, lam = mixup(X, 0.4, np.random.default_rng(5))
+    assert Xm.dtype == X.dtype and 0.0 <= lam <= 1.0 and sorted(perm) == list(range(16))
+    assert np.allclose(Xm, lam * X + (1 - lam) * X[perm], atol=1e-6)
+    again = mixup(X, 0.4, np.random.default_rng(5))  # the epoch's seeded stream: exact resume holds
+    assert again is not None and np.array_equal(again[0], Xm)

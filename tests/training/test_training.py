@@ -38,12 +38,30 @@ def test_loss_falls_and_beats_chance(project: Params) -> None:
     assert rep.val_macro_f1 > 0.4
 
 
+def test_label_smoothing_and_mixup_still_learn(project: Params) -> None:
+    data = load_split_data(project.preprocess.out_dir, project.preprocess.classes)
+    (X, y), (Xv, yv) = data.part("train"), data.part("val")
+    project.train.augment.p = 0.0
+    plain, _ = fit_model(project.train, _meta(project, data, "cnn1d"), X[:400], y[:400], Xv, yv, epochs=2,
+                         show_progress=False)
+    project.train.label_smoothing, project.train.mixup_alpha = 0.1, 0.2
+    tp = project.train
+    model, rep = fit_model(tp, _meta(project, data, "cnn1d"), X, y, Xv, yv, epochs=4, show_progress=False)
+    assert rep.val_macro_f1 > 0.4, rep.history
+    # the regularised loss is another loss: same data and seed, other weights
+    smoothed, _ = fit_model(tp, _meta(project, data, "cnn1d"), X[:400], y[:400], Xv, yv, epochs=2,
+                            show_progress=False)
+    a, b = plain.net.state_dict(), smoothed.net.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_equals_uninterrupted(project: Params, tmp_path: Path) -> None:
     data = load_split_data(project.preprocess.out_dir, project.preprocess.classes)
     (X, y), (Xv, yv) = data.part("train"), data.part("val")
     X, y = X[:400], y[:400]  # keep it quick; the point is bit-identical weights
     tp = project.train
     tp.patience = 10
+    tp.mixup_alpha = 0.2  # its draws come from the epoch's seeded stream too
     meta = _meta(project, data, "cnn1d")
 
     full, _ = fit_model(tp, meta, X, y, Xv, yv, epochs=4, checkpoint_dir=tmp_path / "a",
