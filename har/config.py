@@ -171,7 +171,7 @@ class TrainParams(Section):
     class_weighted: bool = True
     # regularisers of the loss, measured on the transitions in docs/results.md
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing; 0 = off")
-    mixup_alpha: float = Field(0.0, ge=0, description="mixup: Beta(alpha, alpha) blends of batch pairs; 0 = off")
+    mixup_alpha: float = Field(0.0, ge=0, description="mixup: Beta(alpha, alpha) blends of pairs; 0 = off")
     seed: int = 42
     num_threads: int = Field(2, ge=1, description="torch threads; `har train --nproc N`: shared by the N")
     # bf16: autocast of the training forward pass and loss only (CPU and CUDA); weights, optimizer,

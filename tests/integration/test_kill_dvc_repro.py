@@ -64,7 +64,8 @@ def test_kill_during_a_stage_then_repro_again(tmp_path: Path) -> None:
     assert ran == ["train", "evaluate", "export", "register"], res.stdout  # finished stages kept
 
     # dvc.yaml: the pipeline; tune/dvc.yaml runs only when asked, so it is never up to date here
-    status = subprocess.run([dvc, "status", "dvc.yaml"], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    status = subprocess.run([dvc, "status", "dvc.yaml"], cwd=clone, env=env, capture_output=True, text=True,
+                            timeout=300)
     assert status.returncode == 0 and "Data and pipelines are up to date" in status.stdout, status.stdout
     registry = json.loads((clone / "reports/registry.json").read_text())
     assert registry["version"] == "1" and registry["promotion"]["promoted"], registry
