@@ -67,6 +67,8 @@ ONNX_META_WINDOW_S = "har.window_s"
 ONNX_META_OVERLAP = "har.overlap"
 ONNX_META_MODEL = "har.model"
 ONNX_META_TRANSITIONS = "har.transitions"  # optional: the classes' transition grammar (JSON)
+ONNX_META_QUANTIZATION = "har.quantization"  # optional: absent = fp32; int8-static-qdq (har export)
+INT8_QUANTIZATION = "int8-static-qdq"
 ONNX_REQUIRED_META = (ONNX_META_CLASSES, ONNX_META_CHANNELS, ONNX_META_RATE, ONNX_META_WINDOW_LEN,
                       ONNX_META_OVERLAP)
 

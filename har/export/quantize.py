@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from har.contracts import ONNX_INPUT, WindowSpec
+from har.contracts import INT8_QUANTIZATION, ONNX_INPUT, ONNX_META_QUANTIZATION, WindowSpec
 from har.errors import DataError
 from har.io import atomic_path
 
@@ -62,7 +62,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
                         calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=softmax)
         proto = onnx.load(str(quantized))
     del proto.metadata_props[:]
-    for key, value in {**meta, "har.quantization": "int8-static-qdq"}.items():
+    for key, value in {**meta, ONNX_META_QUANTIZATION: INT8_QUANTIZATION}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     with atomic_path(out, ".onnx") as tmp:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from har.contracts import ONNX_INPUT, ONNX_OUTPUT, WindowSpec
+from har.contracts import ONNX_INPUT, ONNX_META_QUANTIZATION, ONNX_OUTPUT, WindowSpec
 from har.errors import HarError
 from har.logging import redact
 from har.tracking import resolve_tracking_uri
@@ -61,6 +61,7 @@ class LoadedModel:
     run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     card: str | None = None  # the registered version's model card (its description in the registry)
+    quantization: str = "none"  # or int8-static-qdq: `har export --quantize int8`
     fingerprint: str = ""  # what ModelHolder compares to decide whether a reload is needed
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
@@ -76,7 +77,7 @@ class LoadedModel:
                 "channels": s.channels,
                 "window": {"rate_hz": s.rate_hz, "window_len": s.window_len, "window_s": s.window_s,
                            "overlap": s.overlap, "step": s.step},
-                "metrics": self.metrics, "loaded_at": self.loaded_at}
+                "quantization": self.quantization, "metrics": self.metrics, "loaded_at": self.loaded_at}
 
 
 def make_session(model: str | bytes | Path, intra_op_threads: int = 1) -> Any:
@@ -110,7 +111,8 @@ def open_onnx(path: Path, source_uri: str, intra_op_threads: int = 1) -> LoadedM
         sess = make_session(path, intra_op_threads)
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
         raise ModelLoadError(f"{path}: ONNX Runtime cannot open it: {err}") from None
-    spec = spec_from_metadata(dict(sess.get_modelmeta().custom_metadata_map), str(path))
+    meta = dict(sess.get_modelmeta().custom_metadata_map)
+    spec = spec_from_metadata(meta, str(path))
     inputs, outputs = sess.get_inputs(), sess.get_outputs()
     if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
         raise ModelLoadError(f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, got "
@@ -124,6 +126,7 @@ def open_onnx(path: Path, source_uri: str, intra_op_threads: int = 1) -> LoadedM
                              f"(window_len={spec.window_len}, channels={len(spec.channels)})")
     st = path.stat()
     return LoadedModel(session=sess, spec=spec, source_uri=source_uri,
+                       quantization=meta.get(ONNX_META_QUANTIZATION, "none"),
                        fingerprint=f"file:{st.st_mtime_ns}:{st.st_size}")
 
 

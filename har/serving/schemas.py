@@ -110,6 +110,7 @@ class ModelInfo(BaseModel):
     classes: list[str]
     channels: list[str]
     window: WindowSpecOut
+    quantization: str = Field("none", description="none (fp32) or int8-static-qdq")
     metrics: dict[str, float]
     loaded_at: str
 

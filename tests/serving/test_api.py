@@ -139,3 +139,28 @@ def test_a_file_model_has_no_card(live_server, random_onnx: Path) -> None:
     srv = live_server(str(random_onnx))
     r = httpx.get(f"{srv.url}/v1/model/card")
     assert r.status_code == 404 and "cards are written when a version is registered" in r.json()["detail"]
+
+
+def test_an_int8_model_is_served_like_its_fp32_parent(live_server, trained_onnx: Path, hapt: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """`har export --quantize int8` output through the API: its own predictions, nearly the fp32 ones."""
+    from har.export.quantize import quantize_int8
+    from har.preprocess.windows import load_windows
+
+    w = load_windows(hapt["windows"])
+    splits = json.loads(hapt["splits"].read_text())
+    calibration = w.X[np.isin(w.subject, splits["train"])][:256, :, :6]
+    int8 = quantize_int8(trained_onnx, tmp_path / "int8.onnx", calibration)
+    test = np.isin(w.subject, splits["test"])
+    x = w.X[test][:500, :, :6]
+    srv = live_server(str(int8))
+    info = httpx.get(f"{srv.url}/v1/model").json()
+    assert info["quantization"] == "int8-static-qdq" and info["channels"] == CHANNELS
+    r = httpx.post(f"{srv.url}/v1/predict", json={"channels": CHANNELS, "windows": x.tolist()})
+    assert r.status_code == 200, r.text
+    got = np.array([p["class_id"] for p in r.json()["predictions"]])
+    np.testing.assert_array_equal(got, _offline(int8, x).argmax(1))  # the int8 graph, not the fp32 one
+    fp32 = _offline(trained_onnx, x).argmax(1)
+    assert (got == fp32).mean() > 0.9  # quantisation moves few decisions
+    fp32_srv = live_server(str(trained_onnx))
+    assert httpx.get(f"{fp32_srv.url}/v1/model").json()["quantization"] == "none"
