@@ -86,11 +86,12 @@ def _digest(cfg: dict[str, Any]) -> str:
 
 def _run_settings(tp: TrainParams, world_size: int) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed. The device is left out (a GPU checkpoint
-    resumes on CPU); precision and the world size only when not the defaults, so checkpoints of
-    single-process fp32 runs keep the digest they had before these settings existed."""
-    out = tp.model_dump(mode="json", exclude={"device", "precision"})
-    if tp.precision != "fp32":
-        out["precision"] = tp.precision
+    resumes on CPU); later settings (precision, world size, label smoothing, mixup) only when not
+    their defaults, so checkpoints of runs without them keep the digest they had before they existed."""
+    out = tp.model_dump(mode="json", exclude={"device", "precision", "label_smoothing", "mixup_alpha"})
+    for key, default in (("precision", "fp32"), ("label_smoothing", 0.0), ("mixup_alpha", 0.0)):
+        if getattr(tp, key) != default:
+            out[key] = getattr(tp, key)
     if world_size > 1:
         out["world_size"] = world_size
     return out

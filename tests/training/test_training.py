@@ -97,10 +97,11 @@ def test_resume_refuses_other_params(project: Params, tmp_path: Path) -> None:
     meta = _meta(project, data, "cnn1d")
     fit_model(project.train, meta, X[:200], y[:200], Xv, yv, epochs=1, checkpoint_dir=tmp_path,
               show_progress=False)
-    project.train.lr = 0.01
-    with pytest.raises(HarError, match="different params"):
-        fit_model(project.train, meta, X[:200], y[:200], Xv, yv, epochs=1, checkpoint_dir=tmp_path,
-                  resume=True, show_progress=False)
+    for key, value in (("mixup_alpha", 0.2), ("lr", 0.01)):  # a setting absent from old digests, too
+        setattr(project.train, key, value)
+        with pytest.raises(HarError, match="different params"):
+            fit_model(project.train, meta, X[:200], y[:200], Xv, yv, epochs=1, checkpoint_dir=tmp_path,
+                      resume=True, show_progress=False)
     with pytest.raises(HarError, match="no checkpoint"):
         fit_model(project.train, meta, X[:200], y[:200], Xv, yv, epochs=1,
                   checkpoint_dir=tmp_path / "none", resume=True, show_progress=False)
