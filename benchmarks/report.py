@@ -11,6 +11,7 @@ from typing import Any
 
 RESULTS = Path("benchmarks/results")
 PARETO = "docs/images/pareto.png"
+CURVES = "docs/images/curves.png"
 PUBLISHED = {"CNN-HAR": 0.848, "DANA": 0.836, "TinyHAR": 0.810, "DeepConvLSTM": 0.773, "random forest": 0.671}
 
 
@@ -51,12 +52,15 @@ def _quality(q: dict[str, Any]) -> list[str]:
         lines.append(f"| {r['model']} | **{_f1(r, 'macro_f1')}** | **{_f1(r, 'macro_f1_context')}** | "
                      f"{_f1(r, 'macro_f1_learned')} | {params} | {macs} | {secs} | "
                      f"{len(r.get('seeds', [])) or 1} |")
+    lines += _budget(q)
     lines += ["", "Published on the same protocol (WHAR Arena, HAPT macro-F1, windows): "
               + ", ".join(f"{k} {v:.3f}" for k, v in PUBLISHED.items()) + ".",
               "For `classic` the parameter count is the number of tree nodes and the multiply-adds are its "
               "feature extractor's. Epochs are a ceiling: early stopping on validation subjects (drawn "
               "from each fold's training subjects) may end sooner, never before `train.min_epochs`.", ""]
-    per_class = [r for r in q["cv"] if "per_class_f1" in r and "per_class_f1_context" in r]
+    # variants get their own table (paired against their model below)
+    per_class = [r for r in q["cv"] if "per_class_f1" in r and "per_class_f1_context" in r
+                 and " (" not in r["model"]]
     if per_class:
         names = list(per_class[0]["per_class_f1"])
         lines += ["Per-class F1 (mean over folds and seeds), windows → with context:", "",
@@ -66,6 +70,7 @@ def _quality(q: dict[str, Any]) -> list[str]:
             cells = [f"{r['per_class_f1'][c]:.2f} → {r['per_class_f1_context'][c]:.2f}" for r in per_class]
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += _variants(_fold_rows())
     if Path(PARETO).is_file():
         lines += [f"![macro-F1 against cost]({Path(PARETO).relative_to('docs')})", ""]
     if q.get("official"):
@@ -80,6 +85,123 @@ def _quality(q: dict[str, Any]) -> list[str]:
                          f"{r['epochs_run']} |")
         lines.append("")
     return lines
+
+
+# the watch budget of the quality goal: parameters and multiply-adds per 3 s window
+BUDGET = {"params": 30_000, "macs": 500_000, "macro_f1": 0.87}
+
+
+def _budget(q: dict[str, Any]) -> list[str]:
+    """The best model within BUDGET (never a variant or an ensemble: their cost is not one model's)."""
+    cost = q.get("cost", {})
+    fits = [r for r in q["cv"] if r["model"] in cost
+            and cost[r["model"]].get("params", 1e18) <= BUDGET["params"]
+            and cost[r["model"]].get("macs", 1e18) <= BUDGET["macs"]]
+    if not fits:
+        return []
+    best = max(fits, key=lambda r: r.get("macro_f1_context_mean", r["macro_f1_mean"]))
+    c = cost[best["model"]]
+
+    def verdict(f1: float) -> str:
+        return "meets" if f1 >= BUDGET["macro_f1"] else "misses"
+
+    ctx = best.get("macro_f1_context_mean")
+    return ["", f"**Within the watch budget** (≤ {BUDGET['params']:,} parameters, ≤ {BUDGET['macs']:,} "
+            f"multiply-adds per window): `{best['model']}`, {c['params']:,} parameters and {c['macs']:,} "
+            f"multiply-adds, {best['macro_f1_mean']:.3f} with windows one by one "
+            f"({verdict(best['macro_f1_mean'])} the {BUDGET['macro_f1']} goal)"
+            + (f" and {ctx:.3f} with context ({verdict(ctx)} it)" if ctx is not None else "")
+            + f", over {len(best.get('seeds', [])) or 1} seeds."]
+
+
+def _fold_rows() -> list[dict[str, Any]]:
+    """quality_folds.jsonl, the last row of each (model, seed, fold) (a re-run replaces its row)."""
+    path = RESULTS / "quality_folds.jsonl"
+    if not path.is_file():
+        return []
+    rows: dict[tuple[str, int | None, int], dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        rows[(r["model"], r.get("seed"), r["fold"])] = r
+    return list(rows.values())
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _variants(rows: list[dict[str, Any]]) -> list[str]:
+    """Each ``model (variant)`` against its model on the same (seed, fold): paired differences."""
+    by_key = {(r["model"], r.get("seed"), r["fold"]): r for r in rows}
+    variants = sorted({r["model"] for r in rows if " (" in r["model"]})
+    if not variants:
+        return []
+    lines = ["Variants (`quality.py --set … --tag …`), each paired with its model on the same seeds and "
+             "folds: the change in macro-F1, in how many folds it helped, and in the mean F1 of the six "
+             "postural transitions and of sitting/standing (windows).", "",
+             "| variant | folds | Δ macro-F1, windows | folds better | Δ with context | Δ transitions F1 | "
+             "Δ sitting/standing F1 |", "|---|---|---|---|---|---|---|"]
+    for name in variants:
+        base = name.split(" (")[0]
+        pairs = [(r, by_key[(base, r.get("seed"), r["fold"])]) for r in rows
+                 if r["model"] == name and (base, r.get("seed"), r["fold"]) in by_key
+                 and "macro_f1_context" in by_key[(base, r.get("seed"), r["fold"])]]
+        if not pairs:
+            continue
+        d = [v["macro_f1"] - b["macro_f1"] for v, b in pairs]
+        dc = [v["macro_f1_context"] - b["macro_f1_context"] for v, b in pairs]
+        classes = list(pairs[0][0]["per_class_f1"])
+        transitions = [c for c in classes if "_TO_" in c]
+        still = [c for c in classes if c in ("SITTING", "STANDING")]
+
+        def delta(group: list[str], pairs: list[tuple[dict[str, Any], dict[str, Any]]] = pairs) -> str:
+            if not group:
+                return "—"
+            diffs = [v["per_class_f1"][c] - b["per_class_f1"][c] for v, b in pairs for c in group]
+            return f"{_mean(diffs):+.3f}"
+
+        lines.append(f"| {name} | {len(pairs)} | {_mean(d):+.3f} | {sum(x > 0 for x in d)} of {len(d)} | "
+                     f"{_mean(dc):+.3f} | {delta(transitions)} | {delta(still)} |")
+    return [*lines, ""]
+
+
+def _curves() -> list[str]:
+    """benchmarks/curve.py: one fold's learning curves, as a table and docs/images/curves.png."""
+    path = RESULTS / "curves.jsonl"
+    if not path.is_file():
+        return []
+    curves = [json.loads(line) for line in path.read_text().splitlines()]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(11, 4))
+    lines = ["## Learning curves (`benchmarks/curve.py`)", "",
+             "One fold of the 10-fold protocol, every epoch run (no early stop): is a model still learning "
+             "when the quality run stops it?", "",
+             "| model | settings | fold | epochs | best validation macro-F1 (epoch) | final training loss | "
+             "test macro-F1 |", "|---|---|---|---|---|---|---|"]
+    for c in curves:
+        h = c["history"]
+        best = max(h, key=lambda e: e["val_macro_f1"])
+        label = f"{c['model']}: {c['tag']}"
+        lines.append(f"| {c['model']} | {c['tag']} | {c['fold']} | {c['epochs']} | "
+                     f"{best['val_macro_f1']:.3f} ({best['epoch']}) | {h[-1]['train_loss']:.3f} | "
+                     f"{c['test_macro_f1']:.3f} |")
+        ax_loss.plot([e["epoch"] for e in h], [e["train_loss"] for e in h], label=label)
+        ax_f1.plot([e["epoch"] for e in h], [e["val_macro_f1"] for e in h], label=label)
+    for ax, name in ((ax_loss, "training loss"), (ax_f1, "validation macro-F1")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    ax_f1.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out = Path(CURVES)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return [*lines, "", f"![learning curves]({out.relative_to('docs')})", ""]
 
 
 def pareto(q: dict[str, Any], lat: dict[str, Any] | None) -> Path | None:
@@ -316,6 +438,8 @@ def render() -> str:
         data = _load(name)
         if data is not None:
             lines += fn(data)
+        if name == "quality.json":
+            lines += _curves()
     return "\n".join(lines) + "\n" + NOTES
 
 
