@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -59,7 +60,8 @@ log = get_logger("quality")
 
 
 def _probs_path(model: str, seed: int, fold: int) -> Path:
-    return PROBS / f"{model}-s{seed}-f{fold}.npy"
+    safe = re.sub(r"[^\w.+-]+", "_", model)  # a variant's tag may hold spaces or slashes
+    return PROBS / f"{safe}-s{seed}-f{fold}.npy"
 
 
 def _learned_context(w: Windows, split: FoldSplit, probs: np.ndarray, n_classes: int,

@@ -4,6 +4,7 @@ endpoints, each augmentation switchable."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from har.config import AugmentParams
 from har.training.augment import augment_batch, mixup, random_rotations, time_warp
@@ -55,3 +56,28 @@ def test_mixup_blends_pairs_with_one_weight() -> None:
     assert np.allclose(Xm, lam * X + (1 - lam) * X[perm], atol=1e-6)
     again = mixup(X, 0.4, np.random.default_rng(5))  # the epoch's seeded stream: exact resume holds
     assert again is not None and np.array_equal(again[0], Xm)
+
+
+def test_label_smoothing_weights_each_window_by_its_target_class_only() -> None:
+    from har.training.loop import weighted_loss
+
+    weights = torch.tensor([1.0, 1.0, 10.0])  # class 2 is rare
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, -2.0], [0.5, 0.2, 1.0]])
+    y = torch.tensor([0, 1, 2])
+    # no smoothing: torch's own weighted cross-entropy
+    assert torch.equal(weighted_loss(weights, 0.0)(logits, y),
+                       torch.nn.CrossEntropyLoss(weight=weights)(logits, y))
+    eps = 0.1
+    logp = torch.log_softmax(logits, 1)
+    by_hand = [weights[t] * (-(1 - eps) * logp[i, t] - eps * logp[i].mean())
+               for i, t in enumerate(y.tolist())]
+    expected = torch.stack(by_hand).sum() / weights[y].sum()
+    assert torch.allclose(weighted_loss(weights, eps)(logits, y), expected)
+    # the uniform part treats the rare class like any other: a common-class window pushes its two
+    # unlikely classes (equal logits) up equally; torch's label_smoothing pushes the rare one 10× harder
+    ours = torch.tensor([[4.0, -4.0, -4.0]], requires_grad=True)
+    weighted_loss(weights, eps)(ours, torch.tensor([0])).backward()
+    assert torch.allclose(ours.grad[0, 1], ours.grad[0, 2])
+    torchs = torch.tensor([[4.0, -4.0, -4.0]], requires_grad=True)
+    torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=eps)(torchs, torch.tensor([0])).backward()
+    assert torchs.grad[0, 2] < 5 * torchs.grad[0, 1] < 0
