@@ -273,7 +273,23 @@ def _latency(lat: dict[str, Any]) -> list[str]:
             f"| ONNX Runtime | {o['p50_ms']:.3f} | {o['p99_ms']:.3f} | {lat['ort_batched_wps']:,.0f} |",
             f"| torch eager | {t['p50_ms']:.3f} | {t['p99_ms']:.3f} | {t_wps:,.0f} |",
             "", f"Speed-up: {lat['speedup_b1_p50']:.1f}× at batch 1, {lat['speedup_batched']:.1f}× batched. "
-            "Targets: batch-1 p50 ≤ 0.1 ms, ≥ 5× torch eager, ≥ 50k windows/s batched.", ""]
+            "Targets: batch-1 p50 ≤ 0.1 ms, ≥ 5× torch eager, ≥ 50k windows/s batched.", "",
+            *_latency_models(lat.get("models", {}))]
+
+
+def _latency_models(models: dict[str, dict[str, float]]) -> list[str]:
+    """`latency.py --compare`: each architecture (untrained, 3 s windows) fp32 and int8."""
+    if not models:
+        return []
+    lines = ["Architectures compared (`latency.py --compare`, untrained networks at the protocol's 3 s "
+             "windows, 150 × 6; latency does not depend on the weights):", "",
+             "| model | ORT batch-1 p50 ms | torch eager batch-1 p50 ms | speed-up | ORT windows/s batched | "
+             "ONNX bytes |", "|---|---|---|---|---|---|"]
+    for name, m in sorted(models.items(), key=lambda kv: kv[1]["ort_b1_p50_ms"]):
+        lines.append(f"| {name} | {m['ort_b1_p50_ms']:.3f} | {m['torch_b1_p50_ms']:.3f} | "
+                     f"{m['speedup_b1_p50']:.1f}× | {m['ort_batched_wps']:,.0f} | {m['onnx_bytes']:,} |")
+    return [*lines, "", "Targets for the small model on 2 cores: batch-1 p50 ≤ 0.05 ms, ≥ 5× torch eager, "
+            "≥ 50k windows/s batched.", ""]
 
 
 def _serve(s: dict[str, Any]) -> list[str]:
@@ -406,18 +422,42 @@ def _preprocess(pp: dict[str, Any]) -> list[str]:
 
 NOTES = """## Reading these figures
 
-- **Target ≥ 0.85 macro-F1 under the 10-fold protocol: not reached.** Best is the classic feature
-  model, 0.847 ± 0.060, level with the published CNN-HAR (0.848); cnn1d reaches 0.833. Per-fold
-  spread is large (0.67-0.92): a fold's macro-F1 hinges on its few transition windows.
-- **DeepConvLSTM is undertrained here, not a fair comparison**: 297 k parameters and an LSTM over
-  ~140 steps cost ~17 s per epoch on these 2 cores, so it got 8 epochs (the others 30-40) to fit the
-  session's CPU budget; its loss was still falling. Re-run with
-  `benchmarks/quality.py --models deepconvlstm --epochs-for deepconvlstm=40` on a quieter machine.
+- **The 0.87 goal.** Windows one by one, the watch-sized `sepcnn` (19 k parameters, 0.45 M
+  multiply-adds) is level with cnn1d and under the goal; what stands in the way is the six postural
+  transitions (3-4 s events, F1 0.6-0.8 alone) and sitting against standing. Decoded in context —
+  the grammar HMM the API's timeline runs, which costs a 12×12 Viterbi step per window — the same
+  model reaches 0.92, and every model gains 0.05-0.09, nearly all of it on the transitions. The
+  best windows-only figure is the `classic+sepcnn` ensemble (mean of probabilities), over 0.87; its
+  boosted trees are not watch-sized. Seeds move `sepcnn` by about ±0.01 (windows) and ±0.02 (context).
+- **Counted transitions** (probabilities counted on training labels) score close to the grammar
+  but learn HAPT's scripted order of activities, which a user's day does not follow; the served
+  timeline uses the grammar.
+- **Negative and mixed results, kept out of the defaults** (the variants table, paired per fold):
+  mixup 0.2 changes nothing beyond noise; label smoothing with torch's `label_smoothing` and class
+  weights cost 0.076, because torch weights the uniform part per class and pulls every window toward
+  the rare transitions — `train.label_smoothing` now weights a window by its target class only (its
+  row is the re-measured one); switching the random 3-D rotation off helps windows (+0.02, 8 of 10
+  folds) but not decoding in context, and rotation is what keeps a model usable when the phone sits
+  another way round, so it stays on; gravity/body channels: see their row. Not tried: stacking
+  (needs out-of-fold probabilities of the training subjects, i.e. a nested protocol) and test-time
+  augmentation (time shifts of a window are what the context HMM already pools; rotations would
+  blur the gravity direction that separates the postures).
+- **DeepConvLSTM's 0.378 is under-training, not a bug in the network.** Its table row had 8 epochs
+  of the project's regularised recipe (dropout 0.5 in three places, rotation, one-cycle at lr
+  0.002). The learning curves show the recipe, not the budget, holds it back: 30 epochs of it reach
+  0.598 on fold 1 with the training loss still at 1.28, while the reference implementation's
+  settings (WHAR Arena, teco-kit/whar-arena: AdamW lr 1e-3, no dropout, no augmentation) reach
+  0.788 on the same fold (loss 0.18). Fold 1 is an easier fold than average (cnn1d 0.885 there, 0.833
+  over 10 folds), so this points to about the published 0.773, not above it. The full 10-fold run
+  costs about 15 CPU-minutes per fold:
+  `benchmarks/quality.py --models deepconvlstm --set train.lr=0.001 train.deepconvlstm.dropout=0
+  train.augment.rotation=false --tag reference-like`.
+- **TinyHAR 0.784 against the published 0.810** is within one fold-std (±0.054). Differences from
+  the reference (teco-kit/whar-models, ISWC22-HAR): ours is a 19 k-parameter version (the Arena's
+  has 159 k: 32 filters, unpadded strided convolutions, a 2F fusion, a GRU and a flattened temporal
+  readout), trained with rotation augmentation; the Arena validates on a random 20 % of the training
+  windows (overlapping windows of the same subjects), we on held-out subjects.
 - CPU seconds were measured while other jobs shared the 2 cores: treat them as upper bounds.
-- Latency: batch-1 ONNX Runtime p50 meets the 0.1 ms target; the ≥ 5× speed-up over torch eager and
-  ≥ 50 k windows/s batched targets are not met for cnn1d (~2.9 M multiply-adds per window: 50 k
-  windows/s would need ~150 G MAC/s, beyond 2 cores). TinyHAR has fewer parameters but more
-  operations per window (per-channel convolutions) and is slower, not faster.
 - Serving: the load client shares the 2 cores with the server. At concurrency 4 both targets hold;
   at concurrency 16 the client starves the server (872 req/s, p99 117 ms on the same build).
 - Orchestration: median of 3 alternating direct/flow pairs after an untimed warm-up pass.
