@@ -89,7 +89,8 @@ def row_name(model: str, tag: str | None) -> str:
 
 
 def run_cv(p: Params, w: Windows, models: list[str], seeds: list[int], epochs_for: dict[str, int],
-           rows: list[dict[str, Any]], record: Any, folds: int, tag: str | None = None) -> None:
+           rows: list[dict[str, Any]], record: Any, folds: int, tag: str | None = None,
+           only_folds: list[int] | None = None) -> None:
     ev = p.evaluate
     # rows from before context scoring are run again (a newer row for the same key replaces them)
     done = {(r["model"], r.get("seed", p.train.seed), r["fold"]) for r in rows if "macro_f1_context" in r}
@@ -99,7 +100,8 @@ def run_cv(p: Params, w: Windows, models: list[str], seeds: list[int], epochs_fo
         for seed in seeds:
             tp = with_overrides(p, {"train.seed": seed}).train
             for split in splits:
-                if (row_name(name, tag), seed, split.fold) in done:
+                skipped = only_folds is not None and split.fold not in only_folds
+                if skipped or (row_name(name, tag), seed, split.fold) in done:
                     continue
                 trained, rep = fit_fold(w, p.preprocess.classes, name, tp, split, window_s=ev.cv_window_s,
                                         overlap=ev.cv_overlap, epochs=epochs)
@@ -221,6 +223,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", dest="sets",
                     help="a variant: params overrides (e.g. train.mixup_alpha=0.2), CV only")
     ap.add_argument("--tag", default=None, help="the variant's name in the table (default: the --set text)")
+    ap.add_argument("--only-folds", nargs="*", type=int, default=None, metavar="K",
+                    help="run these folds (1-based) only: share one protocol between processes")
     ap.add_argument("--skip-official", action="store_true")
     ap.add_argument("--skip-cv", action="store_true")
     args = ap.parse_args()
@@ -257,7 +261,7 @@ def main() -> None:
     if not args.skip_cv:
         log.info("CV windows: %s (%.1f s, %.0f %% overlap)", w.X.shape, p.evaluate.cv_window_s,
                  100 * p.evaluate.cv_overlap)
-        run_cv(p, w, args.models, seeds, epochs_for, rows, record, folds, tag)
+        run_cv(p, w, args.models, seeds, epochs_for, rows, record, folds, tag, args.only_folds)
         run_ensembles(p, w, args.ensembles, rows, record, folds)
     quality_path = RESULTS / "quality.json"
     previous = json.loads(quality_path.read_text()) if quality_path.is_file() else {}
