@@ -46,7 +46,7 @@ def test_label_smoothing_and_mixup_still_learn(project: Params) -> None:
                          show_progress=False)
     project.train.label_smoothing, project.train.mixup_alpha = 0.1, 0.2
     tp = project.train
-    model, rep = fit_model(tp, _meta(project, data, "cnn1d"), X, y, Xv, yv, epochs=4, show_progress=False)
+    _, rep = fit_model(tp, _meta(project, data, "cnn1d"), X, y, Xv, yv, epochs=4, show_progress=False)
     assert rep.val_macro_f1 > 0.4, rep.history
     # the regularised loss is another loss: same data and seed, other weights
     smoothed, _ = fit_model(tp, _meta(project, data, "cnn1d"), X[:400], y[:400], Xv, yv, epochs=2,
