@@ -42,7 +42,7 @@ from har.config import Params, load_params, with_overrides
 from har.evaluation.context import (
     context_predictions,
     count_transitions,
-    decode_recordings,
+    decode_selected,
     recording_sequences,
 )
 from har.evaluation.cv import FoldSplit, fit_fold, fold_masks, fold_splits, score_fold
@@ -69,9 +69,7 @@ def _learned_context(w: Windows, split: FoldSplit, probs: np.ndarray, n_classes:
     """Macro-F1 with transitions counted on the fold's training and validation labels."""
     m = fold_masks(w, split)
     counted = count_transitions(w.y, recording_sequences(w, m["train"] | m["val"]), n_classes)
-    full = np.zeros((len(w.y), n_classes))
-    full[m["test"]] = probs
-    pred = decode_recordings(full, recording_sequences(w, m["test"]), counted)[m["test"]]
+    pred = decode_selected(probs, w, m["test"], counted)
     return float(classification_metrics(w.y[m["test"]], pred, classes)["macro_f1"])
 
 

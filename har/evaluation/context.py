@@ -51,12 +51,15 @@ def decode_recordings(probs: np.ndarray, sequences: list[np.ndarray], transition
     return out
 
 
-def context_predictions(probs: np.ndarray, w: Windows, mask: np.ndarray, classes: list[str],
-                        grammar: dict[str, dict[str, list[str]]], switch_prob: float) -> np.ndarray:
-    """The context HMM's labels for the windows selected by ``mask`` (in their order in ``w``),
-    each recording decoded on its own; ``probs`` holds one row per selected window."""
+def decode_selected(probs: np.ndarray, w: Windows, mask: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+    """Viterbi labels under ``transitions`` for the windows selected by ``mask`` (in their order in
+    ``w``), each recording decoded on its own; ``probs`` holds one row per selected window."""
     full = np.zeros((len(w.y), probs.shape[1]), np.float64)
     full[mask] = probs
-    decoded = decode_recordings(full, recording_sequences(w, mask),
-                                context_transitions(classes, grammar, switch_prob))
-    return decoded[mask]
+    return decode_recordings(full, recording_sequences(w, mask), transitions)[mask]
+
+
+def context_predictions(probs: np.ndarray, w: Windows, mask: np.ndarray, classes: list[str],
+                        grammar: dict[str, dict[str, list[str]]], switch_prob: float) -> np.ndarray:
+    """The context HMM's labels (persistence and the grammar) for the windows selected by ``mask``."""
+    return decode_selected(probs, w, mask, context_transitions(classes, grammar, switch_prob))
